@@ -1,0 +1,147 @@
+"""Which implementation runs an op: `native` (C++ on CPU, CUDA on GPU), `triton`, `reference`
+(pure torch) or `auto`.
+
+The choice, from strongest to weakest: the op's `backend=` argument; the innermost
+`use_backend(...)` block; `set_backend(...)`; the VK_BACKEND environment variable (read at import);
+`auto`. `auto` picks per op and device the first available backend of AUTO_PREFERENCE, the order
+the benchmarks measured (benchmarks/results, README). A backend named explicitly that cannot run
+raises an error saying why; `auto` without the native extension falls back to the reference with
+one warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import os
+from collections.abc import Iterator
+
+import torch
+
+from vision_kernels import _extension
+
+BACKENDS = ("auto", "native", "triton", "reference")
+
+# Fastest first, per device type, as measured by benchmarks/ (see README "Benchmarks").
+# CPU: the C++ kernels beat the reference (pure torch) on every op and shape measured; Triton runs on
+# CPU only under its interpreter (for tests), so never automatically. CUDA: native first until GPU
+# benchmark results say otherwise for an op (add an entry to AUTO_PREFERENCE_BY_OP).
+AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "cpu": ("native", "reference"),
+    "cuda": ("native", "triton", "reference"),
+}
+AUTO_PREFERENCE_BY_OP: dict[tuple[str, str], tuple[str, ...]] = {}
+
+# The module defining `vision_kernels::<op>_triton`, imported when the triton backend is first used.
+TRITON_MODULES: dict[str, str] = {
+    "box_iou": "vision_kernels.triton.box_iou",
+    "box_iou_aligned": "vision_kernels.triton.box_iou",
+    "box_convert": "vision_kernels.triton.box_convert",
+    "nms": "vision_kernels.triton.nms",
+    "batched_nms": "vision_kernels.triton.nms",
+}
+
+
+def _check_name(name: str, source: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {name!r}")
+    return name
+
+
+_default = _check_name(os.environ.get("VK_BACKEND", "auto").strip() or "auto", "VK_BACKEND")
+# The use_backend() blocks, innermost last. Process-wide like torch.backends' flags: a plain global
+# list is what torch.compile can guard on (it recompiles when the choice changes).
+_stack: list[str] = []
+
+
+def set_backend(name: str) -> None:
+    """Sets the process-wide default backend (overridden by use_backend blocks and backend=)."""
+    global _default
+    _default = _check_name(name, "backend")
+
+
+def get_backend() -> str:
+    """The backend requested for ops called here, before `auto` is resolved."""
+    return _stack[-1] if _stack else _default
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Runs the ops called inside the block on backend `name`."""
+    _stack.append(_check_name(name, "backend"))
+    try:
+        yield
+    finally:
+        _stack.pop()
+
+
+@functools.cache
+def triton_version() -> str | None:
+    if importlib.util.find_spec("triton") is None:
+        return None
+    import triton
+
+    return triton.__version__
+
+
+def triton_interpreting() -> bool:
+    """True when Triton kernels run on CPU tensors through its interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def unavailable_reason(backend: str, op: str, device_type: str) -> str | None:
+    """Why `backend` cannot run `op` on `device_type` here, or None when it can."""
+    if backend == "reference":
+        return None
+    if backend == "native":
+        if not _extension.STATUS.loaded:
+            return _extension.STATUS.reason
+        key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+        if key is None or not torch._C._dispatch_has_kernel_for_dispatch_key(f"vision_kernels::{op}", key):
+            return f"the native extension has no {device_type} kernel for {op} (built without CUDA?)"
+        return None
+    if backend == "triton":
+        if triton_version() is None:
+            return "triton is not installed"
+        if device_type == "cpu" and not triton_interpreting():
+            return "Triton kernels need a CUDA device (or TRITON_INTERPRET=1 to interpret them on CPU)"
+        if device_type not in ("cpu", "cuda"):
+            return f"Triton kernels do not run on {device_type}"
+        if op not in TRITON_MODULES:
+            return f"{op} has no Triton kernel"
+        try:
+            importlib.import_module(TRITON_MODULES[op])
+        except Exception as exc:  # a broken triton install must not take the other backends down
+            return f"the Triton kernels failed to load ({type(exc).__name__}: {exc})"
+        return None
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+
+
+def available_backends(op: str, device_type: str) -> list[str]:
+    """The concrete backends that can run `op` on `device_type` in this process."""
+    return [b for b in BACKENDS[1:] if unavailable_reason(b, op, device_type) is None]
+
+
+def resolve(op: str, device: torch.device, requested: str | None = None) -> str:
+    """The concrete backend (native, triton or reference) that runs `op` for tensors on `device`."""
+    return _resolve(op, device.type, get_backend() if requested is None else requested)
+
+
+# Under torch.compile the choice is made once, while tracing, and baked into the graph.
+@torch.compiler.assume_constant_result
+def _resolve(op: str, device_type: str, name: str) -> str:
+    _check_name(name, "backend")
+    if name != "auto":
+        reason = unavailable_reason(name, op, device_type)
+        if reason is not None:
+            raise RuntimeError(f"backend {name!r} cannot run {op} on {device_type}: {reason}")
+        return name
+    preference = AUTO_PREFERENCE_BY_OP.get((op, device_type), AUTO_PREFERENCE.get(device_type, ("reference",)))
+    for candidate in preference:
+        if unavailable_reason(candidate, op, device_type) is None:
+            if candidate == "reference" and not _extension.STATUS.loaded:
+                _extension.warn_fallback()
+            return candidate
+    return "reference"

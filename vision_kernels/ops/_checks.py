@@ -1,0 +1,96 @@
+"""Argument checks run before any backend, so every backend rejects bad input with the same clear
+message (the C++ kernels repeat them, in csrc/common/box_checks.h, for direct torch.ops calls)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vision_kernels.reference.boxes import FORMATS, MODES
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _shape(t: Tensor) -> list[int]:
+    return list(t.shape)
+
+
+def check_tensor(t: object, name: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def check_boxes(boxes: Tensor, name: str) -> None:
+    check_tensor(boxes, name)
+    if boxes.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float16, bfloat16, float32 or float64), got {boxes.dtype}"
+        )
+    if boxes.dim() < 1 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape [..., 4] (x1, y1, x2, y2), got {_shape(boxes)}")
+
+
+def check_same_device_dtype(a: Tensor, a_name: str, b: Tensor, b_name: str) -> None:
+    if a.device != b.device:
+        raise ValueError(f"{a_name} and {b_name} must be on the same device, got {a.device} and {b.device}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{a_name} and {b_name} must have the same dtype, got {a.dtype} and {b.dtype}")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}, got {mode!r}")
+
+
+def check_format(fmt: str, name: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"{name} must be one of {', '.join(repr(f) for f in FORMATS)}, got {fmt!r}")
+
+
+def check_pairwise(boxes1: Tensor, boxes2: Tensor) -> None:
+    check_boxes(boxes1, "boxes1")
+    check_boxes(boxes2, "boxes2")
+    check_same_device_dtype(boxes1, "boxes1", boxes2, "boxes2")
+    if boxes1.dim() not in (2, 3) or boxes1.dim() != boxes2.dim():
+        raise ValueError(
+            "boxes1 and boxes2 must both be [N, 4] and [M, 4], or both [B, N, 4] and [B, M, 4]; "
+            f"got {_shape(boxes1)} and {_shape(boxes2)}"
+        )
+    if boxes1.dim() == 3 and boxes1.shape[0] != boxes2.shape[0]:
+        raise ValueError(
+            f"boxes1 and boxes2 must have the same batch size B, got {boxes1.shape[0]} and {boxes2.shape[0]}"
+        )
+
+
+def check_aligned(boxes1: Tensor, boxes2: Tensor) -> None:
+    check_boxes(boxes1, "boxes1")
+    check_boxes(boxes2, "boxes2")
+    check_same_device_dtype(boxes1, "boxes1", boxes2, "boxes2")
+    if boxes1.shape != boxes2.shape:
+        raise ValueError(
+            "aligned boxes1 and boxes2 must have the same shape [..., N, 4], "
+            f"got {_shape(boxes1)} and {_shape(boxes2)}"
+        )
+
+
+def check_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> None:
+    check_boxes(boxes, "boxes")
+    check_tensor(scores, "scores")
+    if boxes.dim() != 2:
+        raise ValueError(f"boxes must have shape [N, 4], got {_shape(boxes)}")
+    if scores.dim() != 1 or scores.shape[0] != boxes.shape[0]:
+        raise ValueError(f"scores must have shape [N] with N = boxes.shape[0] = {boxes.shape[0]}, got {_shape(scores)}")
+    check_same_device_dtype(boxes, "boxes", scores, "scores")
+    if not isinstance(iou_threshold, (int, float)):
+        raise TypeError(f"iou_threshold must be a float, got {type(iou_threshold).__name__}")
+
+
+def check_batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> None:
+    check_nms(boxes, scores, iou_threshold)
+    check_tensor(idxs, "idxs")
+    if idxs.dim() != 1 or idxs.shape[0] != boxes.shape[0]:
+        raise ValueError(f"idxs must have shape [N] with N = boxes.shape[0] = {boxes.shape[0]}, got {_shape(idxs)}")
+    if idxs.dtype.is_floating_point or idxs.dtype.is_complex or idxs.dtype == torch.bool:
+        raise TypeError(f"idxs must be an integer tensor of category indices, got {idxs.dtype}")
+    if idxs.device != boxes.device:
+        raise ValueError(f"idxs and boxes must be on the same device, got {idxs.device} and {boxes.device}")

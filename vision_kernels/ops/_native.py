@@ -1,0 +1,67 @@
+"""Fake (meta) kernels and autograd formulas for the native ops defined in csrc/vision_kernels.cpp.
+
+The C++ TORCH_LIBRARY block names this module (set_python_module), so torch imports it when it
+needs a fake kernel even if only vision_kernels._C was loaded. Fake kernels run the same argument
+checks as the public functions, so errors surface while tracing too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vision_kernels.ops import _checks
+from vision_kernels.ops._autograd import (
+    register_aligned_autograd,
+    register_convert_autograd,
+    register_pairwise_autograd,
+)
+
+
+@torch.library.register_fake("vision_kernels::box_iou")
+def _box_iou_fake(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float = 1e-7) -> Tensor:
+    _checks.check_pairwise(boxes1, boxes2)
+    return boxes1.new_empty((*boxes1.shape[:-2], boxes1.shape[-2], boxes2.shape[-2]))
+
+
+@torch.library.register_fake("vision_kernels::box_iou_aligned")
+def _box_iou_aligned_fake(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float = 1e-7) -> Tensor:
+    _checks.check_aligned(boxes1, boxes2)
+    return boxes1.new_empty(boxes1.shape[:-1])
+
+
+@torch.library.register_fake("vision_kernels::box_iou_aligned_backward")
+def _box_iou_aligned_backward_fake(
+    grad: Tensor, boxes1: Tensor, boxes2: Tensor, mode: str, eps: float
+) -> tuple[Tensor, Tensor]:
+    _checks.check_aligned(boxes1, boxes2)
+    return torch.empty_like(boxes1), torch.empty_like(boxes2)
+
+
+@torch.library.register_fake("vision_kernels::box_convert")
+def _box_convert_fake(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    _checks.check_boxes(boxes, "boxes")
+    return torch.empty_like(boxes, memory_format=torch.contiguous_format)
+
+
+def _kept_indices(boxes: Tensor) -> Tensor:
+    # How many boxes survive depends on the data: an unbacked size in [0, N].
+    count = torch.library.get_ctx().new_dynamic_size(min=0, max=max(boxes.shape[0], 0))
+    return boxes.new_empty((count,), dtype=torch.int64)
+
+
+@torch.library.register_fake("vision_kernels::nms")
+def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    _checks.check_nms(boxes, scores, iou_threshold)
+    return _kept_indices(boxes)
+
+
+@torch.library.register_fake("vision_kernels::batched_nms")
+def _batched_nms_fake(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    _checks.check_batched_nms(boxes, scores, idxs, iou_threshold)
+    return _kept_indices(boxes)
+
+
+register_pairwise_autograd("vision_kernels::box_iou")
+register_aligned_autograd("vision_kernels::box_iou_aligned", torch.ops.vision_kernels.box_iou_aligned_backward)
+register_convert_autograd("vision_kernels::box_convert")

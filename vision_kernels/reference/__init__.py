@@ -1,0 +1,6 @@
+"""Pure-torch implementations of every op: the truth the kernels are tested against, and the
+fallback when no kernel backend is available. Written for clarity and exact semantics, not speed."""
+
+from vision_kernels.reference.boxes import batched_nms, box_convert, box_iou, box_iou_aligned, nms
+
+__all__ = ["batched_nms", "box_convert", "box_iou", "box_iou_aligned", "nms"]
