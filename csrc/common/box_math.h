@@ -5,7 +5,7 @@
 // expressions in the same order as the pure-torch reference (vision_kernels/reference/boxes.py)
 // and torchvision. Division by zero is defined as 0 (`safe_div`): zero-area and degenerate boxes
 // give finite values instead of NaN. The backward mirrors torch autograd through the reference:
-// ties in min/max split the gradient in halves, clamp(min=0) passes it at exactly 0, and the CIoU
+// ties in min/max split the gradient in halves, clamp(min=0) passes it only above 0, and the CIoU
 // trade-off `alpha` is a constant (no_grad), as in torchvision and the CIoU paper.
 #include <cmath>
 #include <type_traits>
@@ -169,8 +169,8 @@ VK_HOST_DEVICE void box_overlap_backward(T g, const T a[4], const T b[4], T eps,
 
   T gax1 = 0, gay1 = 0, gax2 = 0, gay2 = 0, gbx1 = 0, gby1 = 0, gbx2 = 0, gby2 = 0;
   // Intersection: iw = clamp(min(ax2, bx2) - max(ax1, bx1), 0).
-  const T g_iw = iw_raw >= T(0) ? g_inter * ih : T(0);
-  const T g_ih = ih_raw >= T(0) ? g_inter * iw : T(0);
+  const T g_iw = iw_raw > T(0) ? g_inter * ih : T(0);
+  const T g_ih = ih_raw > T(0) ? g_inter * iw : T(0);
   {
     const T s2 = min_share(ax2, bx2), s1 = max_share(ax1, bx1);
     gax2 += g_iw * s2; gbx2 += g_iw * (T(1) - s2);
@@ -181,8 +181,8 @@ VK_HOST_DEVICE void box_overlap_backward(T g, const T a[4], const T b[4], T eps,
   }
   // Enclosing box: cw = clamp(max(ax2, bx2) - min(ax1, bx1), 0).
   if constexpr (M != BoxMode::IoU && M != BoxMode::IoF) {
-    const T g_cwr = cw_raw >= T(0) ? g_cw : T(0);
-    const T g_chr = ch_raw >= T(0) ? g_ch : T(0);
+    const T g_cwr = cw_raw > T(0) ? g_cw : T(0);
+    const T g_chr = ch_raw > T(0) ? g_ch : T(0);
     const T s2 = max_share(ax2, bx2), s1 = min_share(ax1, bx1);
     gax2 += g_cwr * s2; gbx2 += g_cwr * (T(1) - s2);
     gax1 -= g_cwr * s1; gbx1 -= g_cwr * (T(1) - s1);

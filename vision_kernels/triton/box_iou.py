@@ -199,9 +199,9 @@ def _aligned_backward_kernel(
         g_area_b = g_area_b + g_uni
         g_inter = g_inter - g_uni
 
-    # Intersection: iw = clamp(min(ax2, bx2) - max(ax1, bx1), 0); clamp passes the gradient at 0.
-    g_iw = tl.where(iw_raw >= 0, g_inter * ih, 0.0)
-    g_ih = tl.where(ih_raw >= 0, g_inter * iw, 0.0)
+    # Intersection: iw = clamp(min(ax2, bx2) - max(ax1, bx1), 0); clamp passes the gradient only above 0.
+    g_iw = tl.where(iw_raw > 0, g_inter * ih, 0.0)
+    g_ih = tl.where(ih_raw > 0, g_inter * iw, 0.0)
     s2 = _min_share(ax2, bx2)
     s1 = _max_share(ax1, bx1)
     t2 = _min_share(ay2, by2)
@@ -215,8 +215,8 @@ def _aligned_backward_kernel(
     gay1 = 0.0 - g_ih * t1
     gby1 = 0.0 - g_ih * (1.0 - t1)
     if MODE != 0 and MODE != 4:  # enclosing box
-        g_cwr = tl.where(cw_raw >= 0, g_cw, 0.0)
-        g_chr = tl.where(ch_raw >= 0, g_ch, 0.0)
+        g_cwr = tl.where(cw_raw > 0, g_cw, 0.0)
+        g_chr = tl.where(ch_raw > 0, g_ch, 0.0)
         s2 = _max_share(ax2, bx2)
         s1 = _min_share(ax1, bx1)
         t2 = _max_share(ay2, by2)

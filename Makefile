@@ -1,0 +1,50 @@
+# The README's commands. Every target first sets up .venv (`make install`): idempotent, and
+# nothing is rebuilt when nothing it depends on changed.
+#
+#   make demo      run the main demo
+#   make test      the test suite (fast: no `slow` tests); make test-all runs everything
+#   make bench     the kernel benchmarks; prints ratios and writes benchmarks/results/
+#   make lint      ruff
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c  # a failing pip or pytest fails the target even through a pipe
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check --quiet
+# What a change of requires rebuilding the extension (Python edits show at once: editable install).
+NATIVE_INPUTS := CMakeLists.txt pyproject.toml $(shell find csrc cmake -type f 2>/dev/null)
+
+.PHONY: install demo test test-all bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.deps: requirements/torch.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements/torch.txt -r requirements/dev.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	touch $@
+
+# --no-build-isolation: compile against the torch in .venv, not a freshly downloaded one.
+$(VENV)/.installed: $(VENV)/.deps $(NATIVE_INPUTS)
+	$(PIP) install --no-build-isolation --no-deps --editable . 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	$(PY) -c "import vision_kernels as vk; info = vk.build_info()['native']; assert info['loaded'], info['reason']; print('vision_kernels._C: CPU', info['cpu_capability'], '| CUDA kernels:', info['cuda_architectures'] or 'no')"
+	touch $@
+
+demo: install
+	$(VENV)/bin/vk demo
+
+test: install
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=build/benchmark.json -q
+	$(PY) benchmarks/report.py build/benchmark.json
+
+lint: install
+	$(VENV)/bin/ruff check vision_kernels cli plugins tests benchmarks
+
+clean:
+	rm -rf build $(VENV)/.installed

@@ -1,0 +1,47 @@
+"""Shared fixtures. Without a GPU, Triton kernels run on CPU tensors through Triton's interpreter:
+TRITON_INTERPRET must be set before vision_kernels.triton modules are imported."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from vision_kernels import backends  # noqa: E402
+
+DEVICES = ["cpu", "cuda"]
+CONCRETE_BACKENDS = ["native", "triton", "reference"]
+
+
+def backend_params(op: str) -> list:
+    """(backend, device) pairs for `op`, marked and skipped as needed: a CUDA case needs a GPU, a
+    backend that is not available here is skipped with the reason."""
+    params = []
+    for device in DEVICES:
+        for backend in CONCRETE_BACKENDS:
+            marks = []
+            if device == "cuda":
+                marks.append(pytest.mark.cuda)
+            if backend == "triton":
+                marks.append(pytest.mark.triton)
+            if device == "cuda" and not torch.cuda.is_available():
+                marks.append(pytest.mark.skip(reason="needs a CUDA GPU"))
+            else:
+                reason = backends.unavailable_reason(backend, op, device)
+                if reason is not None:
+                    marks.append(pytest.mark.skip(reason=reason))
+            params.append(pytest.param(backend, device, marks=marks, id=f"{backend}-{device}"))
+    return params
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords and not any(m.name == "skip" for m in item.iter_markers()):
+            item.add_marker(skip_cuda)
