@@ -45,8 +45,9 @@ def _box_convert_fake(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
 
 
 def _kept_indices(boxes: Tensor) -> Tensor:
-    # How many boxes survive depends on the data: an unbacked size in [0, N].
-    count = torch.library.get_ctx().new_dynamic_size(min=0, max=max(boxes.shape[0], 0))
+    # How many boxes survive depends on the data: an unbacked size (at most N, which may be symbolic
+    # here, and new_dynamic_size only takes a static bound).
+    count = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((count,), dtype=torch.int64)
 
 
