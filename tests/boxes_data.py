@@ -16,8 +16,14 @@ TOLERANCE = {
 }
 
 
-def random_boxes(*shape: int, scale: float = 100.0, max_size: float | None = None, seed: int = 0,
-                 dtype: torch.dtype = torch.float32, integer: bool = False) -> Tensor:
+def random_boxes(
+    *shape: int,
+    scale: float = 100.0,
+    max_size: float | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    integer: bool = False,
+) -> Tensor:
     """Valid (x1 <= x2, y1 <= y2) boxes of shape [*shape, 4] in a scale x scale image."""
     g = torch.Generator().manual_seed(seed)
     max_size = scale / 3 if max_size is None else max_size
@@ -53,7 +59,10 @@ def box_cases(dtype: torch.dtype) -> dict[str, tuple[Tensor, Tensor]]:
     deg = degenerate_boxes(dtype)
     cases = {
         "random": (random_boxes(13, seed=1, dtype=dtype), random_boxes(17, seed=2, dtype=dtype)),
-        "integer": (random_boxes(11, seed=3, integer=True, dtype=dtype), random_boxes(9, seed=4, integer=True, dtype=dtype)),
+        "integer": (
+            random_boxes(11, seed=3, integer=True, dtype=dtype),
+            random_boxes(9, seed=4, integer=True, dtype=dtype),
+        ),
         "degenerate": (deg, deg),
         "small": (random_boxes(7, scale=1e-3, seed=5, dtype=dtype), random_boxes(8, scale=1e-3, seed=6, dtype=dtype)),
     }

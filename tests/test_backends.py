@@ -72,7 +72,9 @@ def test_unknown_backend_names_the_choices():
 
 def test_explicit_backend_that_cannot_run_says_why(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    with pytest.raises(RuntimeError, match=r"backend 'triton' cannot run box_iou on cpu: Triton kernels need a CUDA device"):
+    with pytest.raises(
+        RuntimeError, match=r"backend 'triton' cannot run box_iou on cpu: Triton kernels need a CUDA device"
+    ):
         ops.box_iou(random_boxes(3), random_boxes(2), backend="triton")
 
 
@@ -80,7 +82,9 @@ def test_vk_backend_environment_variable():
     code = "from vision_kernels import backends; print(backends.get_backend())"
     assert run_python(code, VK_BACKEND="reference").stdout.strip() == "reference"
     bad = run_python(code, VK_BACKEND="fastest")
-    assert bad.returncode != 0 and "VK_BACKEND must be one of auto, native, triton, reference; got 'fastest'" in bad.stderr
+    assert (
+        bad.returncode != 0 and "VK_BACKEND must be one of auto, native, triton, reference; got 'fastest'" in bad.stderr
+    )
 
 
 def test_available_backends_lists_what_runs_here():

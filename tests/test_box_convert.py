@@ -35,7 +35,10 @@ def test_dtypes_shapes_and_layouts(backend, device, dtype):
         assert_close(out.cpu(), reference.box_convert(boxes, in_fmt, out_fmt))
         nc = ops.box_convert(non_contiguous(boxes).to(device), in_fmt, out_fmt, backend=backend)
         assert_close(nc.cpu(), out.cpu())
-    assert ops.box_convert(torch.zeros(0, 4, dtype=dtype, device=device), "xywh", "xyxy", backend=backend).shape == (0, 4)
+    assert ops.box_convert(torch.zeros(0, 4, dtype=dtype, device=device), "xywh", "xyxy", backend=backend).shape == (
+        0,
+        4,
+    )
 
 
 @pytest.mark.parametrize("backend,device", backend_params("box_convert"))
@@ -67,4 +70,6 @@ def test_opcheck_native_box_convert():
     pytest.importorskip("vision_kernels._C")
     for in_fmt, out_fmt in PAIRS:
         torch.library.opcheck(torch.ops.vision_kernels.box_convert.default, (random_boxes(6, seed=5), in_fmt, out_fmt))
-    torch.library.opcheck(torch.ops.vision_kernels.box_convert.default, (random_boxes(2, 3, seed=6).double(), "xywh", "cxcywh"))
+    torch.library.opcheck(
+        torch.ops.vision_kernels.box_convert.default, (random_boxes(2, 3, seed=6).double(), "xywh", "cxcywh")
+    )

@@ -45,7 +45,11 @@ def expected_loop(boxes1: torch.Tensor, boxes2: torch.Tensor, mode: str) -> torc
                 c2 = cw**2 + ch**2 + 1e-7
                 out[i, j] = iou - rho2 / c2
                 if mode == "ciou":
-                    v = 4 / math.pi**2 * (math.atan2(a[2] - a[0], a[3] - a[1]) - math.atan2(b[2] - b[0], b[3] - b[1])) ** 2
+                    v = (
+                        4
+                        / math.pi**2
+                        * (math.atan2(a[2] - a[0], a[3] - a[1]) - math.atan2(b[2] - b[0], b[3] - b[1])) ** 2
+                    )
                     alpha = v / (1 - iou + v + 1e-7) if v else 0.0
                     out[i, j] -= alpha * v
     return out
@@ -113,14 +117,17 @@ def test_batched_matches_per_image(backend, device, mode):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("mode", MODES)
 def test_aligned_is_the_diagonal(backend, device, dtype, mode):
-    for name, (b1, b2) in box_cases(dtype).items():
+    for b1, b2 in box_cases(dtype).values():
         n = min(len(b1), len(b2))
         b1, b2 = b1[:n].to(device), b2[:n].to(device)
         out = ops.box_iou(b1, b2, mode, aligned=True, backend=backend)
         assert out.shape == (n,) and out.dtype == dtype
         assert_close(out.cpu(), reference.box_iou(b1.cpu(), b2.cpu(), mode).diagonal())
     # Any leading dimensions.
-    b1, b2 = random_boxes(2, 3, 6, seed=12, dtype=dtype).to(device), random_boxes(2, 3, 6, seed=13, dtype=dtype).to(device)
+    b1, b2 = (
+        random_boxes(2, 3, 6, seed=12, dtype=dtype).to(device),
+        random_boxes(2, 3, 6, seed=13, dtype=dtype).to(device),
+    )
     out = ops.box_iou(b1, b2, mode, aligned=True, backend=backend)
     assert out.shape == (2, 3, 6)
     assert_close(out.cpu(), reference.box_iou_aligned(b1.cpu(), b2.cpu(), mode))
@@ -205,8 +212,8 @@ def test_aligned_backward_matches_reference_autograd(backend, device, dtype, mod
         gx, gy = reference_grads(b1, b2, mode, grad_out)
         assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all(), name
         rtol, atol = {torch.float64: (1e-9, 1e-10), torch.float32: (1e-4, 1e-5)}.get(dtype, (2e-2, 2e-2))
-        torch.testing.assert_close(x.grad.cpu(), gx, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
-        torch.testing.assert_close(y.grad.cpu(), gy, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
+        for got, want in ((x.grad, gx), (y.grad, gy)):
+            torch.testing.assert_close(got.cpu(), want, rtol=rtol, atol=atol, msg=lambda m, case=name: f"{case}: {m}")
 
 
 @pytest.mark.parametrize("backend,device", backend_params("box_iou"))
@@ -237,14 +244,50 @@ def test_giou_loss_equals_torchvision_loss_and_gradient():
         (torch.zeros(3, 5), torch.zeros(2, 4), {}, ValueError, r"boxes1 must have shape \[\.\.\., 4\].*got \[3, 5\]"),
         (torch.zeros(3, 4), torch.zeros(2, 3), {}, ValueError, r"boxes2 must have shape \[\.\.\., 4\].*got \[2, 3\]"),
         (torch.zeros(2, 3, 4), torch.zeros(4, 3, 4), {}, ValueError, r"same batch size B, got 2 and 4"),
-        (torch.zeros(3, 4), torch.zeros(2, 3, 4), {}, ValueError, r"both be \[N, 4\] and \[M, 4\].*got \[3, 4\] and \[2, 3, 4\]"),
+        (
+            torch.zeros(3, 4),
+            torch.zeros(2, 3, 4),
+            {},
+            ValueError,
+            r"both be \[N, 4\] and \[M, 4\].*got \[3, 4\] and \[2, 3, 4\]",
+        ),
         (torch.zeros(4), torch.zeros(4), {}, ValueError, r"both be \[N, 4\] and \[M, 4\]"),
-        (torch.zeros(3, 4), torch.zeros(2, 4), {"aligned": True}, ValueError, r"same shape .*got \[3, 4\] and \[2, 4\]"),
-        (torch.zeros(3, 4, dtype=torch.long), torch.zeros(2, 4), {}, TypeError, r"boxes1 must be a floating-point tensor.*got torch.int64"),
-        (torch.zeros(3, 4), torch.zeros(2, 4, dtype=torch.int32), {}, TypeError, r"boxes2 must be a floating-point.*int32"),
-        (torch.zeros(3, 4), torch.zeros(2, 4, dtype=torch.float64), {}, TypeError, r"same dtype, got torch.float32 and torch.float64"),
+        (
+            torch.zeros(3, 4),
+            torch.zeros(2, 4),
+            {"aligned": True},
+            ValueError,
+            r"same shape .*got \[3, 4\] and \[2, 4\]",
+        ),
+        (
+            torch.zeros(3, 4, dtype=torch.long),
+            torch.zeros(2, 4),
+            {},
+            TypeError,
+            r"boxes1 must be a floating-point tensor.*got torch.int64",
+        ),
+        (
+            torch.zeros(3, 4),
+            torch.zeros(2, 4, dtype=torch.int32),
+            {},
+            TypeError,
+            r"boxes2 must be a floating-point.*int32",
+        ),
+        (
+            torch.zeros(3, 4),
+            torch.zeros(2, 4, dtype=torch.float64),
+            {},
+            TypeError,
+            r"same dtype, got torch.float32 and torch.float64",
+        ),
         (torch.zeros(3, 4), torch.zeros(2, 4, device="meta"), {}, ValueError, r"same device, got cpu and meta"),
-        (torch.zeros(3, 4), torch.zeros(2, 4), {"mode": "dice"}, ValueError, r"mode must be one of 'iou', .*got 'dice'"),
+        (
+            torch.zeros(3, 4),
+            torch.zeros(2, 4),
+            {"mode": "dice"},
+            ValueError,
+            r"mode must be one of 'iou', .*got 'dice'",
+        ),
         ([[0, 0, 1, 1]], torch.zeros(2, 4), {}, TypeError, r"boxes1 must be a torch.Tensor, got list"),
     ],
 )
@@ -256,13 +299,35 @@ def test_bad_input_errors_name_the_argument(backend, b1, b2, kwargs, error, mess
 @pytest.mark.parametrize(
     "call,error,message",
     [
-        (lambda: torch.ops.vision_kernels.box_iou(torch.zeros(3, 5), torch.zeros(2, 4)), ValueError, r"boxes1 must have shape \[\.\.\., 4\]"),
-        (lambda: torch.ops.vision_kernels.box_iou(torch.zeros(2, 3, 4), torch.zeros(4, 3, 4)), ValueError, "same batch size B, got 2 and 4"),
-        (lambda: torch.ops.vision_kernels.box_iou(torch.zeros(3, 4, dtype=torch.long), torch.zeros(2, 4)), TypeError, "floating-point"),
-        (lambda: torch.ops.vision_kernels.box_iou(torch.zeros(3, 4), torch.zeros(2, 4), "dice"), ValueError, "mode must be one of"),
-        (lambda: torch.ops.vision_kernels.box_iou_aligned(torch.zeros(3, 4), torch.zeros(2, 4)), ValueError, "same shape"),
         (
-            lambda: torch.ops.vision_kernels.box_iou_aligned_backward(torch.zeros(2), torch.zeros(3, 4), torch.zeros(3, 4), "iou", 0.0),
+            lambda: torch.ops.vision_kernels.box_iou(torch.zeros(3, 5), torch.zeros(2, 4)),
+            ValueError,
+            r"boxes1 must have shape \[\.\.\., 4\]",
+        ),
+        (
+            lambda: torch.ops.vision_kernels.box_iou(torch.zeros(2, 3, 4), torch.zeros(4, 3, 4)),
+            ValueError,
+            "same batch size B, got 2 and 4",
+        ),
+        (
+            lambda: torch.ops.vision_kernels.box_iou(torch.zeros(3, 4, dtype=torch.long), torch.zeros(2, 4)),
+            TypeError,
+            "floating-point",
+        ),
+        (
+            lambda: torch.ops.vision_kernels.box_iou(torch.zeros(3, 4), torch.zeros(2, 4), "dice"),
+            ValueError,
+            "mode must be one of",
+        ),
+        (
+            lambda: torch.ops.vision_kernels.box_iou_aligned(torch.zeros(3, 4), torch.zeros(2, 4)),
+            ValueError,
+            "same shape",
+        ),
+        (
+            lambda: torch.ops.vision_kernels.box_iou_aligned_backward(
+                torch.zeros(2), torch.zeros(3, 4), torch.zeros(3, 4), "iou", 0.0
+            ),
             ValueError,
             r"grad must have the shape of the aligned output \[3\], got \[2\]",
         ),
@@ -290,7 +355,11 @@ def test_opcheck_native_box_ops(native, mode):
     a1, a2 = (t.detach() for t in overlapping_pairs(6, seed=34))
     for args in [(b1, b2, mode, 1e-7), (bb1, bb2, mode, 1e-7), (torch.zeros(0, 4), b2, mode, 1e-7)]:
         torch.library.opcheck(native.box_iou.default, args)
-    for args in [(a1, a2, mode, 1e-7), (a1.float(), a2.float(), mode, 1e-7), (a1.reshape(2, 3, 4), a2.reshape(2, 3, 4), mode, 1e-7)]:
+    for args in [
+        (a1, a2, mode, 1e-7),
+        (a1.float(), a2.float(), mode, 1e-7),
+        (a1.reshape(2, 3, 4), a2.reshape(2, 3, 4), mode, 1e-7),
+    ]:
         torch.library.opcheck(native.box_iou_aligned.default, args)
         grad = torch.randn(args[0].shape[:-1], dtype=args[0].dtype)
         torch.library.opcheck(native.box_iou_aligned_backward.default, (grad, *args))

@@ -35,7 +35,10 @@ print(json.dumps({{
 
 def probe(setup: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", PROBE.format(setup=setup)],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "VK_BACKEND": "auto"},
     )
     assert result.returncode == 0, result.stderr
@@ -109,7 +112,8 @@ c = torch.rand(29, 4, generator=g) * 100; c[:, 2:] += c[:, :2]
 for mode in ("iou", "giou", "diou", "ciou", "iof"):
     for dt in (torch.float32, torch.float64, torch.float16):
         torch.testing.assert_close(ops.box_iou(b.to(dt), c.to(dt), mode), reference.box_iou(b.to(dt), c.to(dt), mode))
-        torch.testing.assert_close(ops.box_iou(b[:29].to(dt), c.to(dt), mode, aligned=True), reference.box_iou_aligned(b[:29].to(dt), c.to(dt), mode))
+        a, d = b[:29].to(dt), c.to(dt)
+        torch.testing.assert_close(ops.box_iou(a, d, mode, aligned=True), reference.box_iou_aligned(a, d, mode))
 s = torch.rand(37, generator=g)
 assert torch.equal(ops.nms(b, s, 0.2), reference.nms(b, s, 0.2))
 print(vk.build_info()["native"]["cpu_capability"])
@@ -117,8 +121,13 @@ print(vk.build_info()["native"]["cpu_capability"])
     compiled = vision_kernels.build_info()["native"]["cpu_capabilities_compiled"].split(",")
     ran = set()
     for capability in compiled:
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "VK_CPU_CAPABILITY": capability})
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "VK_CPU_CAPABILITY": capability},
+        )
         assert result.returncode == 0, result.stderr
         ran.add(result.stdout.strip())
     assert "base" in ran and len(ran) >= 1

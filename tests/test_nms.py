@@ -82,7 +82,11 @@ def test_threshold_semantics_follow_torchvision_per_device():
     # (double compare) suppresses, its CUDA kernel (float compare) does not.
     boxes = torch.tensor([[0.0, 0, 10, 1], [7, 0, 10, 1]])
     scores = torch.tensor([0.9, 0.8])
-    assert reference.boxes.nms_threshold(0.3, torch.float32, "cpu") < 0.3 < reference.boxes.nms_threshold(0.3, torch.float32, "cuda")
+    assert (
+        reference.boxes.nms_threshold(0.3, torch.float32, "cpu")
+        < 0.3
+        < reference.boxes.nms_threshold(0.3, torch.float32, "cuda")
+    )
     assert reference.box_iou(boxes[:1], boxes[1:]).item() == torch.tensor(0.3).item()
     assert tvo.nms(boxes, scores, 0.3).tolist() == [0]
     for backend in ("native", "reference"):
@@ -115,8 +119,11 @@ def test_batched_nms_one_category_is_nms(backend, device):
 @pytest.mark.parametrize("backend,device", backend_params("batched_nms"))
 def test_batched_nms_empty(backend, device):
     kept = ops.batched_nms(
-        torch.zeros(0, 4, device=device), torch.zeros(0, device=device), torch.zeros(0, dtype=torch.long, device=device),
-        0.5, backend=backend,
+        torch.zeros(0, 4, device=device),
+        torch.zeros(0, device=device),
+        torch.zeros(0, dtype=torch.long, device=device),
+        0.5,
+        backend=backend,
     )
     assert kept.shape == (0,) and kept.dtype == torch.int64
 
@@ -141,10 +148,26 @@ def test_batched_nms_large_coordinates_are_exact_per_class():
     [
         ((torch.zeros(3, 5), torch.zeros(3), 0.5), ValueError, r"boxes must have shape \[\.\.\., 4\].*got \[3, 5\]"),
         ((torch.zeros(2, 3, 4), torch.zeros(3), 0.5), ValueError, r"boxes must have shape \[N, 4\], got \[2, 3, 4\]"),
-        ((torch.zeros(3, 4), torch.zeros(4), 0.5), ValueError, r"scores must have shape \[N\] with N = boxes.shape\[0\] = 3, got \[4\]"),
-        ((torch.zeros(3, 4, dtype=torch.int32), torch.zeros(3), 0.5), TypeError, r"boxes must be a floating-point tensor.*int32"),
-        ((torch.zeros(3, 4), torch.zeros(3, dtype=torch.float64), 0.5), TypeError, r"boxes and scores must have the same dtype"),
-        ((torch.zeros(3, 4), torch.zeros(3, device="meta"), 0.5), ValueError, r"boxes and scores must be on the same device"),
+        (
+            (torch.zeros(3, 4), torch.zeros(4), 0.5),
+            ValueError,
+            r"scores must have shape \[N\] with N = boxes.shape\[0\] = 3, got \[4\]",
+        ),
+        (
+            (torch.zeros(3, 4, dtype=torch.int32), torch.zeros(3), 0.5),
+            TypeError,
+            r"boxes must be a floating-point tensor.*int32",
+        ),
+        (
+            (torch.zeros(3, 4), torch.zeros(3, dtype=torch.float64), 0.5),
+            TypeError,
+            r"boxes and scores must have the same dtype",
+        ),
+        (
+            (torch.zeros(3, 4), torch.zeros(3, device="meta"), 0.5),
+            ValueError,
+            r"boxes and scores must be on the same device",
+        ),
     ],
 )
 def test_nms_bad_input(backend, args, error, message):
@@ -165,6 +188,10 @@ def test_opcheck_native_nms():
     pytest.importorskip("vision_kernels._C")
     boxes, scores = detections(40, seed=10)
     idxs = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(11))
-    for args in [(boxes, scores, 0.5), (boxes.double(), scores.double(), 0.3), (torch.zeros(0, 4), torch.zeros(0), 0.5)]:
+    for args in [
+        (boxes, scores, 0.5),
+        (boxes.double(), scores.double(), 0.3),
+        (torch.zeros(0, 4), torch.zeros(0), 0.5),
+    ]:
         torch.library.opcheck(torch.ops.vision_kernels.nms.default, args)
     torch.library.opcheck(torch.ops.vision_kernels.batched_nms.default, (boxes, scores, idxs, 0.5))

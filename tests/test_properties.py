@@ -43,7 +43,11 @@ def test_symmetric(a, b, backend, mode):
 
 
 @prop
-@given(a=boxes(positive=True), backend=st.sampled_from(BACKENDS), mode=st.sampled_from(["iou", "giou", "diou", "ciou", "iof"]))
+@given(
+    a=boxes(positive=True),
+    backend=st.sampled_from(BACKENDS),
+    mode=st.sampled_from(["iou", "giou", "diou", "ciou", "iof"]),
+)
 def test_a_box_overlaps_itself_fully(a, backend, mode):
     assert torch.equal(ops.box_iou(a, a, mode, aligned=True, backend=backend), torch.ones(len(a)))
     assert torch.equal(ops.box_iou(a, a, mode, backend=backend).diagonal(), torch.ones(len(a)))
@@ -68,8 +72,12 @@ def test_translation_invariant(a, b, shift, backend):
 
 
 @prop
-@given(b=boxes(max_size=40), data=st.data(), backend=st.sampled_from(BACKENDS),
-       threshold=st.floats(min_value=0, max_value=1))
+@given(
+    b=boxes(max_size=40),
+    data=st.data(),
+    backend=st.sampled_from(BACKENDS),
+    threshold=st.floats(min_value=0, max_value=1),
+)
 def test_nms_keeps_a_maximal_non_overlapping_set(b, data, backend, threshold):
     n = len(b)
     scores = torch.tensor(data.draw(st.lists(st.floats(0, 1, width=32), min_size=n, max_size=n)), dtype=torch.float32)

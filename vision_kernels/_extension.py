@@ -78,7 +78,5 @@ def build_info() -> dict[str, Any]:
         "torch": {"built_against": STATUS.built_for, "running": torch.__version__, "cuda": torch.version.cuda},
         "native": {"loaded": STATUS.loaded, "reason": STATUS.reason, **native},
         "triton": backends.triton_version(),
-        "backends": {
-            op: {device: backends.available_backends(op, device) for device in devices} for op in OPS
-        },
+        "backends": {op: {device: backends.available_backends(op, device) for device in devices} for op in OPS},
     }

@@ -46,16 +46,12 @@ def register_aligned_autograd(op: str, backward_op: Callable[..., tuple[Tensor, 
 _TO_XYXY = {
     "xyxy": torch.eye(4, dtype=torch.float64),
     "xywh": torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1]], dtype=torch.float64),
-    "cxcywh": torch.tensor(
-        [[1, 0, -0.5, 0], [0, 1, 0, -0.5], [1, 0, 0.5, 0], [0, 1, 0, 0.5]], dtype=torch.float64
-    ),
+    "cxcywh": torch.tensor([[1, 0, -0.5, 0], [0, 1, 0, -0.5], [1, 0, 0.5, 0], [0, 1, 0, 0.5]], dtype=torch.float64),
 }
 _FROM_XYXY = {
     "xyxy": torch.eye(4, dtype=torch.float64),
     "xywh": torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [-1, 0, 1, 0], [0, -1, 0, 1]], dtype=torch.float64),
-    "cxcywh": torch.tensor(
-        [[0.5, 0, 0.5, 0], [0, 0.5, 0, 0.5], [-1, 0, 1, 0], [0, -1, 0, 1]], dtype=torch.float64
-    ),
+    "cxcywh": torch.tensor([[0.5, 0, 0.5, 0], [0, 0.5, 0, 0.5], [-1, 0, 1, 0], [0, -1, 0, 1]], dtype=torch.float64),
 }
 
 

@@ -68,8 +68,7 @@ def check_aligned(boxes1: Tensor, boxes2: Tensor) -> None:
     check_same_device_dtype(boxes1, "boxes1", boxes2, "boxes2")
     if boxes1.shape != boxes2.shape:
         raise ValueError(
-            "aligned boxes1 and boxes2 must have the same shape [..., N, 4], "
-            f"got {_shape(boxes1)} and {_shape(boxes2)}"
+            f"aligned boxes1 and boxes2 must have the same shape [..., N, 4], got {_shape(boxes1)} and {_shape(boxes2)}"
         )
 
 

@@ -17,8 +17,7 @@ _BLOCK = 256
 
 
 @triton.jit
-def _convert_kernel(in_ptr, out_ptr, K, FROM: tl.constexpr, TO: tl.constexpr, FP64: tl.constexpr,
-                    BLOCK: tl.constexpr):
+def _convert_kernel(in_ptr, out_ptr, K, FROM: tl.constexpr, TO: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = k < K
     c0 = load_acc(in_ptr + k * 4, ok, FP64)
@@ -47,7 +46,9 @@ def _convert_kernel(in_ptr, out_ptr, K, FROM: tl.constexpr, TO: tl.constexpr, FP
     tl.store(out_ptr + k * 4 + 3, o3.to(ty), mask=ok)
 
 
-@triton_op("vision_kernels::box_convert_triton", mutates_args=(), schema="(Tensor boxes, str in_fmt, str out_fmt) -> Tensor")
+@triton_op(
+    "vision_kernels::box_convert_triton", mutates_args=(), schema="(Tensor boxes, str in_fmt, str out_fmt) -> Tensor"
+)
 def box_convert_triton(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
     src = boxes.contiguous()
     out = torch.empty_like(src)
@@ -55,7 +56,12 @@ def box_convert_triton(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
     if count == 0:
         return out
     wrap_triton(_convert_kernel)[(triton.cdiv(count, _BLOCK),)](
-        src, out, count, FROM=_FORMAT_ID[in_fmt], TO=_FORMAT_ID[out_fmt], FP64=src.dtype == torch.float64,
+        src,
+        out,
+        count,
+        FROM=_FORMAT_ID[in_fmt],
+        TO=_FORMAT_ID[out_fmt],
+        FP64=src.dtype == torch.float64,
         BLOCK=_BLOCK,
     )
     return out

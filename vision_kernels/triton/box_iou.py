@@ -72,8 +72,18 @@ def _load_box(ptr, idx, mask, ang_ptr, FP64: tl.constexpr, MODE: tl.constexpr):
 
 @triton.jit
 def _pairwise_kernel(
-    b1_ptr, b2_ptr, ang1_ptr, ang2_ptr, out_ptr, N, M, eps,
-    MODE: tl.constexpr, FP64: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr,
+    b1_ptr,
+    b2_ptr,
+    ang1_ptr,
+    ang2_ptr,
+    out_ptr,
+    N,
+    M,
+    eps,
+    MODE: tl.constexpr,
+    FP64: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_M: tl.constexpr,
 ):
     batch = tl.program_id(2).to(tl.int64)
     rows = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -83,17 +93,31 @@ def _pairwise_kernel(
     ax1, ay1, ax2, ay2, acx, acy, a_ang = _load_box(b1_ptr, batch * N + rows, row_ok, ang1_ptr, FP64, MODE)
     bx1, by1, bx2, by2, bcx, bcy, b_ang = _load_box(b2_ptr, batch * M + cols, col_ok, ang2_ptr, FP64, MODE)
     val = _overlap(
-        ax1[:, None], ay1[:, None], ax2[:, None], ay2[:, None], acx[:, None], acy[:, None], a_ang[:, None],
-        bx1[None, :], by1[None, :], bx2[None, :], by2[None, :], bcx[None, :], bcy[None, :], b_ang[None, :],
-        eps, MODE,
+        ax1[:, None],
+        ay1[:, None],
+        ax2[:, None],
+        ay2[:, None],
+        acx[:, None],
+        acy[:, None],
+        a_ang[:, None],
+        bx1[None, :],
+        by1[None, :],
+        bx2[None, :],
+        by2[None, :],
+        bcx[None, :],
+        bcy[None, :],
+        b_ang[None, :],
+        eps,
+        MODE,
     )
     out = out_ptr + (batch * N + rows)[:, None] * M + cols[None, :]
     tl.store(out, val.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
 
 
 @triton.jit
-def _aligned_kernel(b1_ptr, b2_ptr, ang1_ptr, ang2_ptr, out_ptr, K, eps,
-                    MODE: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
+def _aligned_kernel(
+    b1_ptr, b2_ptr, ang1_ptr, ang2_ptr, out_ptr, K, eps, MODE: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr
+):
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = k < K
     ax1, ay1, ax2, ay2, acx, acy, a_ang = _load_box(b1_ptr, k, ok, ang1_ptr, FP64, MODE)
@@ -115,8 +139,18 @@ def _min_share(p, q):
 
 @triton.jit
 def _aligned_backward_kernel(
-    grad_ptr, b1_ptr, b2_ptr, ang1_ptr, ang2_ptr, g1_ptr, g2_ptr, K, eps,
-    MODE: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
+    grad_ptr,
+    b1_ptr,
+    b2_ptr,
+    ang1_ptr,
+    ang2_ptr,
+    g1_ptr,
+    g2_ptr,
+    K,
+    eps,
+    MODE: tl.constexpr,
+    FP64: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = k < K
@@ -298,8 +332,18 @@ def box_iou_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float
         return out
     grid = (triton.cdiv(m, _BLOCK_M), triton.cdiv(n, _BLOCK_N), batches)
     wrap_triton(_pairwise_kernel)[grid](
-        b1, b2, _angles(b1, mode), _angles(b2, mode), out, n, m, eps,
-        MODE=_MODE_ID[mode], FP64=b1.dtype == torch.float64, BLOCK_N=_BLOCK_N, BLOCK_M=_BLOCK_M,
+        b1,
+        b2,
+        _angles(b1, mode),
+        _angles(b2, mode),
+        out,
+        n,
+        m,
+        eps,
+        MODE=_MODE_ID[mode],
+        FP64=b1.dtype == torch.float64,
+        BLOCK_N=_BLOCK_N,
+        BLOCK_M=_BLOCK_M,
     )
     return out
 
@@ -312,8 +356,16 @@ def box_iou_aligned_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", ep
     if count == 0:
         return out
     wrap_triton(_aligned_kernel)[(triton.cdiv(count, _BLOCK),)](
-        b1, b2, _angles(b1, mode), _angles(b2, mode), out, count, eps,
-        MODE=_MODE_ID[mode], FP64=b1.dtype == torch.float64, BLOCK=_BLOCK,
+        b1,
+        b2,
+        _angles(b1, mode),
+        _angles(b2, mode),
+        out,
+        count,
+        eps,
+        MODE=_MODE_ID[mode],
+        FP64=b1.dtype == torch.float64,
+        BLOCK=_BLOCK,
     )
     return out
 
@@ -328,11 +380,23 @@ def box_iou_aligned_backward_triton(
     if count == 0:
         return grad1, grad2
     wrap_triton(_aligned_backward_kernel)[(triton.cdiv(count, _BLOCK),)](
-        g, b1, b2, _angles(b1, mode), _angles(b2, mode), grad1, grad2, count, eps,
-        MODE=_MODE_ID[mode], FP64=b1.dtype == torch.float64, BLOCK=_BLOCK,
+        g,
+        b1,
+        b2,
+        _angles(b1, mode),
+        _angles(b2, mode),
+        grad1,
+        grad2,
+        count,
+        eps,
+        MODE=_MODE_ID[mode],
+        FP64=b1.dtype == torch.float64,
+        BLOCK=_BLOCK,
     )
     return grad1, grad2
 
 
 register_pairwise_autograd("vision_kernels::box_iou_triton")
-register_aligned_autograd("vision_kernels::box_iou_aligned_triton", torch.ops.vision_kernels.box_iou_aligned_backward_triton)
+register_aligned_autograd(
+    "vision_kernels::box_iou_aligned_triton", torch.ops.vision_kernels.box_iou_aligned_backward_triton
+)

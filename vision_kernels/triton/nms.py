@@ -23,8 +23,9 @@ _BLOCK_WORDS = 128
 
 
 @triton.jit
-def _mask_kernel(boxes_ptr, cat_ptr, threshold_ptr, mask_ptr, N, WORDS,
-                 HAS_CATEGORIES: tl.constexpr, BLOCK_ROWS: tl.constexpr):
+def _mask_kernel(
+    boxes_ptr, cat_ptr, threshold_ptr, mask_ptr, N, WORDS, HAS_CATEGORIES: tl.constexpr, BLOCK_ROWS: tl.constexpr
+):
     threshold = tl.load(threshold_ptr)
     word = tl.program_id(0).to(tl.int64)
     rows = tl.program_id(1).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
@@ -71,8 +72,11 @@ def _keep_kernel(mask_ptr, removed_ptr, keep_ptr, N, WORDS, BLOCK_WORDS: tl.cons
                 for start in range(word + 1, WORDS, BLOCK_WORDS):
                     offs = start + tl.arange(0, BLOCK_WORDS)
                     ok = offs < WORDS
-                    tl.store(removed_ptr + offs, tl.load(removed_ptr + offs, mask=ok, other=0)
-                             | tl.load(row + offs, mask=ok, other=0), mask=ok)
+                    tl.store(
+                        removed_ptr + offs,
+                        tl.load(removed_ptr + offs, mask=ok, other=0) | tl.load(row + offs, mask=ok, other=0),
+                        mask=ok,
+                    )
 
 
 def _nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_threshold: float) -> Tensor:
@@ -87,19 +91,29 @@ def _nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_threshold
         cats = categories.to(torch.int64).index_select(0, order).contiguous() if categories is not None else order
         # A tensor, not a scalar argument: Triton would pass a Python float as float32.
         threshold = torch.full(
-            (1,), nms_threshold(iou_threshold, boxes.dtype, boxes.device.type), dtype=sorted_boxes.dtype,
+            (1,),
+            nms_threshold(iou_threshold, boxes.dtype, boxes.device.type),
+            dtype=sorted_boxes.dtype,
             device=boxes.device,
         )
         grid = (words, triton.cdiv(n, _BLOCK_ROWS))
         wrap_triton(_mask_kernel)[grid](
-            sorted_boxes, cats, threshold, mask, n, words,
-            HAS_CATEGORIES=categories is not None, BLOCK_ROWS=_BLOCK_ROWS,
+            sorted_boxes,
+            cats,
+            threshold,
+            mask,
+            n,
+            words,
+            HAS_CATEGORIES=categories is not None,
+            BLOCK_ROWS=_BLOCK_ROWS,
         )
         wrap_triton(_keep_kernel)[(1,)](mask, removed, keep, n, words, BLOCK_WORDS=_BLOCK_WORDS)
     return order.masked_select(keep.bool())
 
 
-@triton_op("vision_kernels::nms_triton", mutates_args=(), schema="(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor")
+@triton_op(
+    "vision_kernels::nms_triton", mutates_args=(), schema="(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor"
+)
 def nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     return _nms(boxes, scores, None, iou_threshold)
 
