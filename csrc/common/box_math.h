@@ -32,14 +32,38 @@ VK_HOST_DEVICE T max_share(T p, T q) { return p > q ? T(1) : (p == q ? T(0.5) : 
 template <typename T>
 VK_HOST_DEVICE T min_share(T p, T q) { return p < q ? T(1) : (p == q ? T(0.5) : T(0)); }
 
-VK_HOST_DEVICE float vk_atan(float x) { return atanf(x); }
+// Cephes' atanf without branches, so CPU loops that call it vectorize (libm's atanf does not):
+// within 3 ulp of atanf, relative error <= 2.1e-7 over all floats.
+VK_HOST_DEVICE float atan_branchless(float x) {
+  const float ax = fabsf(x);
+  const bool big = ax > 2.414213562373095f;   // tan(3 pi / 8)
+  const bool mid = ax > 0.4142135623730950f;  // tan(pi / 8)
+  const float t = big ? -1.0f / ax : (mid ? (ax - 1.0f) / (ax + 1.0f) : ax);
+  const float y0 = big ? 1.5707963267948966f : (mid ? 0.7853981633974483f : 0.0f);
+  const float z = t * t;
+  const float p =
+      (((8.05374449538e-2f * z - 1.38776856032e-1f) * z + 1.99777106478e-1f) * z - 3.33329491539e-1f) *
+          z * t + t;
+  const float r = y0 + p;
+  return x < 0.0f ? -r : r;
+}
+
+VK_HOST_DEVICE float vk_atan(float x) {
+#if defined(__CUDA_ARCH__)
+  return atanf(x);
+#else
+  return atan_branchless(x);
+#endif
+}
 VK_HOST_DEVICE double vk_atan(double x) { return atan(x); }
 
 // atan(w / h), continued to h == 0 (+-pi/2, or 0 for a point) so zero-size boxes stay finite.
+// Written with selects, not branches, so that CPU loops calling it vectorize.
 template <typename T>
 VK_HOST_DEVICE T aspect_angle(T w, T h) {
-  if (h != T(0)) return vk_atan(w / h);
-  return w > T(0) ? T(kHalfPi) : (w < T(0) ? T(-kHalfPi) : T(0));
+  const T angle = vk_atan(w / (h != T(0) ? h : T(1)));
+  const T edge = w > T(0) ? T(kHalfPi) : (w < T(0) ? T(-kHalfPi) : T(0));
+  return h != T(0) ? angle : edge;
 }
 
 // Per-box quantities, computed once per box by pairwise kernels.

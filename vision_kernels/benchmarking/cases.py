@@ -1,0 +1,140 @@
+"""The box-op benchmark cases: shapes from issue #2, inputs that look like a detector's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: `run(backend, *inputs)` calls vision_kernels; each of `baselines` is what a
+    user would otherwise call, `name -> fn(*inputs)`. The first baseline is the one ratios use."""
+
+    op: str
+    name: str
+    shape: str
+    make_inputs: Callable[[torch.device], tuple[Any, ...]]
+    run: Callable[..., Any]
+    baselines: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    dtype: str = "float32"
+    quick: bool = False  # part of `vk demo --quick`
+
+
+def random_boxes(*shape: int, seed: int, image: float = 1000.0, max_size: float = 100.0) -> Tensor:
+    """Valid xyxy float32 boxes, corners uniform in an image x image picture."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(*shape, 2, generator=g) * image
+    return torch.cat([xy, xy + torch.rand(*shape, 2, generator=g) * max_size], dim=-1)
+
+
+def detections(n: int, seed: int, classes: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    """A detector's raw output: n boxes in clusters of ~16 around n/16 objects, random scores."""
+    g = torch.Generator().manual_seed(seed)
+    objects = random_boxes(max(n // 16, 1), seed=seed + 1)
+    boxes = objects[torch.randint(len(objects), (n,), generator=g)]
+    boxes = boxes + (torch.rand(n, 4, generator=g) - 0.5) * 0.2 * (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    boxes[:, 2:] = torch.maximum(boxes[:, 2:], boxes[:, :2])
+    return boxes, torch.rand(n, generator=g), torch.randint(classes, (n,), generator=g)
+
+
+def _on(device: torch.device, *tensors: Tensor) -> tuple[Tensor, ...]:
+    return tuple(t.to(device) for t in tensors)
+
+
+def _pairwise(mode: str, n: int, m: int, batch: int | None = None) -> Callable[[torch.device], tuple[Tensor, ...]]:
+    lead = () if batch is None else (batch,)
+    return lambda device: _on(device, random_boxes(*lead, n, seed=1), random_boxes(*lead, m, seed=2))
+
+
+def _loss_inputs(n: int) -> Callable[[torch.device], tuple[Tensor, ...]]:
+    def make(device: torch.device) -> tuple[Tensor, ...]:
+        target = random_boxes(n, seed=3)
+        pred = target + torch.randn(n, 4, generator=torch.Generator().manual_seed(4)) * 5
+        return _on(device, pred, target)
+
+    return make
+
+
+def _loss_backward(loss: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., None]:
+    def run(pred: Tensor, target: Tensor) -> None:
+        pred = pred.detach().requires_grad_()
+        loss(pred, target).backward()
+
+    return run
+
+
+def _build_cases() -> list[Case]:
+    import torchvision.ops as tvo
+
+    from vision_kernels import ops
+
+    def pair(mode):
+        return lambda backend, a, b: ops.box_iou(a, b, mode, backend=backend)
+
+    cases = [
+        Case("box_iou", "iou-1000x1000", "[1000,4] x [1000,4]", _pairwise("iou", 1000, 1000), pair("iou"),
+             {"torchvision.box_iou": tvo.box_iou}, quick=True),
+        Case("box_iou", "giou-1000x1000", "[1000,4] x [1000,4]", _pairwise("giou", 1000, 1000), pair("giou"),
+             {"torchvision.generalized_box_iou": tvo.generalized_box_iou}, quick=True),
+        Case("box_iou", "diou-1000x1000", "[1000,4] x [1000,4]", _pairwise("diou", 1000, 1000), pair("diou"),
+             {"torchvision.distance_box_iou": tvo.distance_box_iou}),
+        Case("box_iou", "ciou-1000x1000", "[1000,4] x [1000,4]", _pairwise("ciou", 1000, 1000), pair("ciou"),
+             {"torchvision.complete_box_iou": tvo.complete_box_iou}),
+        Case("box_iou", "iou-batched-16x1000x100", "[16,1000,4] x [16,100,4]", _pairwise("iou", 1000, 100, 16),
+             pair("iou"),
+             {
+                 "torchvision.box_iou per image": lambda a, b: torch.stack([tvo.box_iou(x, y) for x, y in zip(a, b)]),
+                 "torchvision.box_iou batched": tvo.box_iou,
+             },
+             quick=True),
+        Case("box_iou", "iou-4000x4000", "[4000,4] x [4000,4]", _pairwise("iou", 4000, 4000), pair("iou"),
+             {"torchvision.box_iou": tvo.box_iou}),
+        Case("box_iou_aligned", "giou-aligned-100k", "[100000,4] x [100000,4]", _loss_inputs(100_000),
+             lambda backend, p, t: 1 - ops.box_iou(p, t, "giou", aligned=True, backend=backend),
+             {"torchvision.generalized_box_iou_loss": lambda p, t: tvo.generalized_box_iou_loss(p, t)}),
+        Case("box_iou_aligned", "giou-loss-fwd-bwd-100k", "[100000,4] x [100000,4]", _loss_inputs(100_000),
+             lambda backend, p, t: _loss_backward(
+                 lambda x, y: (1 - ops.box_iou(x, y, "giou", aligned=True, backend=backend)).sum())(p, t),
+             {"torchvision.generalized_box_iou_loss": _loss_backward(
+                 lambda x, y: tvo.generalized_box_iou_loss(x, y, reduction="sum"))},
+             quick=True),
+        Case("box_iou_aligned", "ciou-loss-fwd-bwd-100k", "[100000,4] x [100000,4]", _loss_inputs(100_000),
+             lambda backend, p, t: _loss_backward(
+                 lambda x, y: (1 - ops.box_iou(x, y, "ciou", aligned=True, backend=backend)).sum())(p, t),
+             {"torchvision.complete_box_iou_loss": _loss_backward(
+                 lambda x, y: tvo.complete_box_iou_loss(x, y, reduction="sum"))}),
+    ]
+    for n in (1000, 5000, 20000):
+        cases.append(Case(
+            "nms", f"nms-{n // 1000}k", f"[{n},4], threshold 0.5",
+            lambda device, n=n: _on(device, *detections(n, seed=5)[:2]),
+            lambda backend, b, s: ops.nms(b, s, 0.5, backend=backend),
+            {"torchvision.nms": lambda b, s: tvo.nms(b, s, 0.5)}, quick=n == 5000,
+        ))
+    cases += [
+        Case("batched_nms", "batched-nms-5k-20cls", "[5000,4], 20 classes, threshold 0.5",
+             lambda device: _on(device, *detections(5000, seed=6, classes=20)),
+             lambda backend, b, s, i: ops.batched_nms(b, s, i, 0.5, backend=backend),
+             {"torchvision.batched_nms": lambda b, s, i: tvo.batched_nms(b, s, i, 0.5)}),
+        Case("box_convert", "xywh-to-xyxy-100k", "[100000,4]",
+             lambda device: _on(device, random_boxes(100_000, seed=7)),
+             lambda backend, b: ops.box_convert(b, "xywh", "xyxy", backend=backend),
+             {"torchvision.box_convert": lambda b: tvo.box_convert(b, "xywh", "xyxy")}),
+    ]
+    return cases
+
+
+_CASES: list[Case] | None = None
+
+
+def cases_for(op: str | None = None, quick: bool = False) -> list[Case]:
+    """The cases (built on first use: they import torchvision), optionally of one op / quick only."""
+    global _CASES
+    if _CASES is None:
+        _CASES = _build_cases()
+    return [c for c in _CASES if (op is None or c.op == op) and (c.quick or not quick)]
