@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from vision_kernels import ops
 
 BACKENDS = ["native", "reference"]
-coordinate = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, width=32)
-extent = st.floats(min_value=0, max_value=1e3, allow_nan=False, width=32)
+# Subnormal sizes (< 1.2e-38) are left out: their areas round so coarsely that GIoU can exceed IoU.
+coordinate = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_subnormal=False, width=32)
+extent = st.floats(min_value=0, max_value=1e3, allow_nan=False, allow_subnormal=False, width=32)
 
 
 @st.composite
