@@ -9,8 +9,12 @@ from vision_kernels.benchmarking import environment
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--device", action="append", choices=["cpu", "cuda"],
-                     help="device(s) to benchmark on (default: cpu, and cuda when present)")
+    parser.addoption(
+        "--device",
+        action="append",
+        choices=["cpu", "cuda"],
+        help="device(s) to benchmark on (default: cpu, and cuda when present)",
+    )
     parser.addoption("--op", action="append", help="benchmark only these ops (e.g. box_iou, nms)")
 
 

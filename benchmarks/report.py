@@ -26,8 +26,14 @@ def load_rows(path: Path) -> tuple[dict, list[dict]]:
     rows = []
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
-        rows.append({**info, "median_ms": bench["stats"]["median"] * 1e3, "iqr_ms": bench["stats"]["iqr"] * 1e3,
-                     "rounds": bench["stats"]["rounds"]})
+        rows.append(
+            {
+                **info,
+                "median_ms": bench["stats"]["median"] * 1e3,
+                "iqr_ms": bench["stats"]["iqr"] * 1e3,
+                "rounds": bench["stats"]["rounds"],
+            }
+        )
     # Ratios within each (case, device): baseline median / this median (> 1: faster than baseline).
     by_case = defaultdict(dict)
     for row in rows:
@@ -45,14 +51,20 @@ def _ratio(speedup: float | None) -> str:
 
 
 def markdown(env: dict, rows: list[dict]) -> str:
-    head = (f"{env.get('gpu') or env.get('cpu')} ({env.get('cpu_threads')} threads), torch {env.get('torch')}, "
-            f"torchvision {env.get('torchvision')}, commit {str(env.get('commit'))[:12]}, {env.get('date')}")
-    lines = [head, "", "| op / case | shape | device | implementation | median | vs baseline |", "|---|---|---|---|---:|---:|"]
+    head = (
+        f"{env.get('gpu') or env.get('cpu')} ({env.get('cpu_threads')} threads), torch {env.get('torch')}, "
+        f"torchvision {env.get('torchvision')}, commit {str(env.get('commit'))[:12]}, {env.get('date')}"
+    )
+    lines = [
+        head,
+        "",
+        "| case | shape | device | implementation | median | vs baseline |",
+        "|---|---|---|---|---:|---:|",
+    ]
     for r in rows:
-        speed = _ratio(r["speedup"])
-        if r["impl"] == r["baseline"]:
-            speed = "baseline"
-        lines.append(f"| {r['case']} | {r['shape']} | {r['device']} | {r['impl']} | {r['median_ms']:.3f} ms | {speed} |")
+        speed = "baseline" if r["impl"] == r["baseline"] else _ratio(r["speedup"])
+        cells = [r["case"], r["shape"], r["device"], r["impl"], f"{r['median_ms']:.3f} ms", speed]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

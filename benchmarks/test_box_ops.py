@@ -1,7 +1,7 @@
 """Each box op x backend x shape, next to the torchvision call it replaces, in one run.
 
-    make bench                          # everything, then the ratio table (benchmarks/report.py)
-    pytest benchmarks --benchmark-only --op nms --device cpu
+make bench                          # everything, then the ratio table (benchmarks/report.py)
+pytest benchmarks --benchmark-only --op nms --device cpu
 """
 
 from __future__ import annotations
@@ -45,7 +45,13 @@ def test_box_ops(benchmark, request, case, impl, device):
 
     benchmark.group = f"{case.name} [{device}]"
     benchmark.extra_info.update(
-        op=case.op, case=case.name, shape=case.shape, dtype=case.dtype, device=device, impl=impl,
-        baseline=next(iter(case.baselines)), kind="baseline" if impl in case.baselines else "backend",
+        op=case.op,
+        case=case.name,
+        shape=case.shape,
+        dtype=case.dtype,
+        device=device,
+        impl=impl,
+        baseline=next(iter(case.baselines)),
+        kind="baseline" if impl in case.baselines else "backend",
     )
     benchmark(call)

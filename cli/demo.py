@@ -17,9 +17,30 @@ def _agreement(a, b) -> str:
     return f"±{(a.double() - b.double()).abs().max().item():.0e}"
 
 
+def _compare(case, device: str, min_time: float) -> list[str]:
+    """One table row: our auto-chosen backend against the case's first torchvision baseline."""
+    from vision_kernels import backends
+    from vision_kernels.benchmarking import measure
+
+    inputs = case.make_inputs(torch.device(device))
+    backend = backends.resolve(case.op, torch.device(device))
+    baseline = next(iter(case.baselines.values()))
+    ours = measure(lambda: case.run(backend, *inputs), min_time, device).median_s
+    theirs = measure(lambda: baseline(*inputs), min_time, device).median_s
+    agreement = _agreement(case.run(backend, *inputs), baseline(*inputs))
+    return [
+        case.name,
+        backend,
+        f"{ours * 1e3:.3f} ms",
+        f"{theirs * 1e3:.3f} ms",
+        f"[bold green]{theirs / ours:.1f}x[/]",
+        agreement,
+    ]
+
+
 def run_demo(device: str = "cpu", quick: bool = False) -> None:
-    from vision_kernels import __version__, backends, build_info
-    from vision_kernels.benchmarking import cases_for, measure
+    from vision_kernels import __version__, build_info
+    from vision_kernels.benchmarking import cases_for
 
     console = Console()
     if device == "cuda" and not torch.cuda.is_available():
@@ -35,15 +56,7 @@ def run_demo(device: str = "cpu", quick: bool = False) -> None:
     table = Table(title="median time per call; speed-up = torchvision / vision-kernels")
     for column in ("case", "backend", "vision-kernels", "torchvision", "speed-up", "result"):
         table.add_column(column, justify="right" if column in ("vision-kernels", "torchvision", "speed-up") else "left")
-    min_time = 0.1 if quick else 0.3
     for case in cases_for(quick=quick):
-        inputs = case.make_inputs(torch.device(device))
-        backend = backends.resolve(case.op, torch.device(device))
-        baseline_name, baseline = next(iter(case.baselines.items()))
-        ours = measure(lambda: case.run(backend, *inputs), min_time, device).median_s
-        theirs = measure(lambda: baseline(*inputs), min_time, device).median_s
-        agreement = _agreement(case.run(backend, *inputs), baseline(*inputs))
-        table.add_row(case.name, backend, f"{ours * 1e3:.3f} ms", f"{theirs * 1e3:.3f} ms",
-                      f"[bold green]{theirs / ours:.1f}x[/]", agreement)
+        table.add_row(*_compare(case, device, min_time=0.1 if quick else 0.3))
     console.print(table)
     console.print("Full benchmarks with every backend: [bold]make bench[/] (results in benchmarks/results/).")

@@ -77,54 +77,129 @@ def _build_cases() -> list[Case]:
         return lambda backend, a, b: ops.box_iou(a, b, mode, backend=backend)
 
     cases = [
-        Case("box_iou", "iou-1000x1000", "[1000,4] x [1000,4]", _pairwise("iou", 1000, 1000), pair("iou"),
-             {"torchvision.box_iou": tvo.box_iou}, quick=True),
-        Case("box_iou", "giou-1000x1000", "[1000,4] x [1000,4]", _pairwise("giou", 1000, 1000), pair("giou"),
-             {"torchvision.generalized_box_iou": tvo.generalized_box_iou}, quick=True),
-        Case("box_iou", "diou-1000x1000", "[1000,4] x [1000,4]", _pairwise("diou", 1000, 1000), pair("diou"),
-             {"torchvision.distance_box_iou": tvo.distance_box_iou}),
-        Case("box_iou", "ciou-1000x1000", "[1000,4] x [1000,4]", _pairwise("ciou", 1000, 1000), pair("ciou"),
-             {"torchvision.complete_box_iou": tvo.complete_box_iou}),
-        Case("box_iou", "iou-16x1000x100", "[16,1000,4] x [16,100,4]", _pairwise("iou", 1000, 100, 16),
-             pair("iou"),
-             {
-                 "torchvision.box_iou per image": lambda a, b: torch.stack([tvo.box_iou(x, y) for x, y in zip(a, b)]),
-                 "torchvision.box_iou batched": tvo.box_iou,
-             },
-             quick=True),
-        Case("box_iou", "iou-4000x4000", "[4000,4] x [4000,4]", _pairwise("iou", 4000, 4000), pair("iou"),
-             {"torchvision.box_iou": tvo.box_iou}),
-        Case("box_iou_aligned", "giou-aligned-100k", "[100000,4] x [100000,4]", _loss_inputs(100_000),
-             lambda backend, p, t: 1 - ops.box_iou(p, t, "giou", aligned=True, backend=backend),
-             {"torchvision.generalized_box_iou_loss": lambda p, t: tvo.generalized_box_iou_loss(p, t)}),
-        Case("box_iou_aligned", "giou-loss-100k", "[100000,4] x [100000,4], forward+backward", _loss_inputs(100_000),
-             lambda backend, p, t: _loss_backward(
-                 lambda x, y: (1 - ops.box_iou(x, y, "giou", aligned=True, backend=backend)).sum())(p, t),
-             {"torchvision.generalized_box_iou_loss": _loss_backward(
-                 lambda x, y: tvo.generalized_box_iou_loss(x, y, reduction="sum"))},
-             quick=True),
-        Case("box_iou_aligned", "ciou-loss-100k", "[100000,4] x [100000,4], forward+backward", _loss_inputs(100_000),
-             lambda backend, p, t: _loss_backward(
-                 lambda x, y: (1 - ops.box_iou(x, y, "ciou", aligned=True, backend=backend)).sum())(p, t),
-             {"torchvision.complete_box_iou_loss": _loss_backward(
-                 lambda x, y: tvo.complete_box_iou_loss(x, y, reduction="sum"))}),
+        Case(
+            "box_iou",
+            "iou-1000x1000",
+            "[1000,4] x [1000,4]",
+            _pairwise("iou", 1000, 1000),
+            pair("iou"),
+            {"torchvision.box_iou": tvo.box_iou},
+            quick=True,
+        ),
+        Case(
+            "box_iou",
+            "giou-1000x1000",
+            "[1000,4] x [1000,4]",
+            _pairwise("giou", 1000, 1000),
+            pair("giou"),
+            {"torchvision.generalized_box_iou": tvo.generalized_box_iou},
+            quick=True,
+        ),
+        Case(
+            "box_iou",
+            "diou-1000x1000",
+            "[1000,4] x [1000,4]",
+            _pairwise("diou", 1000, 1000),
+            pair("diou"),
+            {"torchvision.distance_box_iou": tvo.distance_box_iou},
+        ),
+        Case(
+            "box_iou",
+            "ciou-1000x1000",
+            "[1000,4] x [1000,4]",
+            _pairwise("ciou", 1000, 1000),
+            pair("ciou"),
+            {"torchvision.complete_box_iou": tvo.complete_box_iou},
+        ),
+        Case(
+            "box_iou",
+            "iou-16x1000x100",
+            "[16,1000,4] x [16,100,4]",
+            _pairwise("iou", 1000, 100, 16),
+            pair("iou"),
+            {
+                "torchvision.box_iou per image": lambda a, b: torch.stack(
+                    [tvo.box_iou(x, y) for x, y in zip(a, b, strict=True)]
+                ),
+                "torchvision.box_iou batched": tvo.box_iou,
+            },
+            quick=True,
+        ),
+        Case(
+            "box_iou",
+            "iou-4000x4000",
+            "[4000,4] x [4000,4]",
+            _pairwise("iou", 4000, 4000),
+            pair("iou"),
+            {"torchvision.box_iou": tvo.box_iou},
+        ),
+        Case(
+            "box_iou_aligned",
+            "giou-aligned-100k",
+            "[100000,4] x [100000,4]",
+            _loss_inputs(100_000),
+            lambda backend, p, t: 1 - ops.box_iou(p, t, "giou", aligned=True, backend=backend),
+            {"torchvision.generalized_box_iou_loss": lambda p, t: tvo.generalized_box_iou_loss(p, t)},
+        ),
+        Case(
+            "box_iou_aligned",
+            "giou-loss-100k",
+            "[100000,4] x [100000,4], forward+backward",
+            _loss_inputs(100_000),
+            lambda backend, p, t: _loss_backward(
+                lambda x, y: (1 - ops.box_iou(x, y, "giou", aligned=True, backend=backend)).sum()
+            )(p, t),
+            {
+                "torchvision.generalized_box_iou_loss": _loss_backward(
+                    lambda x, y: tvo.generalized_box_iou_loss(x, y, reduction="sum")
+                )
+            },
+            quick=True,
+        ),
+        Case(
+            "box_iou_aligned",
+            "ciou-loss-100k",
+            "[100000,4] x [100000,4], forward+backward",
+            _loss_inputs(100_000),
+            lambda backend, p, t: _loss_backward(
+                lambda x, y: (1 - ops.box_iou(x, y, "ciou", aligned=True, backend=backend)).sum()
+            )(p, t),
+            {
+                "torchvision.complete_box_iou_loss": _loss_backward(
+                    lambda x, y: tvo.complete_box_iou_loss(x, y, reduction="sum")
+                )
+            },
+        ),
     ]
     for n in (1000, 5000, 20000):
-        cases.append(Case(
-            "nms", f"nms-{n // 1000}k", f"[{n},4], threshold 0.5",
-            lambda device, n=n: _on(device, *detections(n, seed=5)[:2]),
-            lambda backend, b, s: ops.nms(b, s, 0.5, backend=backend),
-            {"torchvision.nms": lambda b, s: tvo.nms(b, s, 0.5)}, quick=n == 5000,
-        ))
+        cases.append(
+            Case(
+                "nms",
+                f"nms-{n // 1000}k",
+                f"[{n},4], threshold 0.5",
+                lambda device, n=n: _on(device, *detections(n, seed=5)[:2]),
+                lambda backend, b, s: ops.nms(b, s, 0.5, backend=backend),
+                {"torchvision.nms": lambda b, s: tvo.nms(b, s, 0.5)},
+                quick=n == 5000,
+            )
+        )
     cases += [
-        Case("batched_nms", "batched-nms-5k", "[5000,4], 20 classes, threshold 0.5",
-             lambda device: _on(device, *detections(5000, seed=6, classes=20)),
-             lambda backend, b, s, i: ops.batched_nms(b, s, i, 0.5, backend=backend),
-             {"torchvision.batched_nms": lambda b, s, i: tvo.batched_nms(b, s, i, 0.5)}),
-        Case("box_convert", "convert-100k", "[100000,4] xywh -> xyxy",
-             lambda device: _on(device, random_boxes(100_000, seed=7)),
-             lambda backend, b: ops.box_convert(b, "xywh", "xyxy", backend=backend),
-             {"torchvision.box_convert": lambda b: tvo.box_convert(b, "xywh", "xyxy")}),
+        Case(
+            "batched_nms",
+            "batched-nms-5k",
+            "[5000,4], 20 classes, threshold 0.5",
+            lambda device: _on(device, *detections(5000, seed=6, classes=20)),
+            lambda backend, b, s, i: ops.batched_nms(b, s, i, 0.5, backend=backend),
+            {"torchvision.batched_nms": lambda b, s, i: tvo.batched_nms(b, s, i, 0.5)},
+        ),
+        Case(
+            "box_convert",
+            "convert-100k",
+            "[100000,4] xywh -> xyxy",
+            lambda device: _on(device, random_boxes(100_000, seed=7)),
+            lambda backend, b: ops.box_convert(b, "xywh", "xyxy", backend=backend),
+            {"torchvision.box_convert": lambda b: tvo.box_convert(b, "xywh", "xyxy")},
+        ),
     ]
     return cases
 
