@@ -5,6 +5,7 @@
 #   make test      the test suite (fast: no `slow` tests); make test-all runs everything
 #   make bench     the kernel benchmarks; prints ratios and writes benchmarks/results/
 #   make lint      ruff
+#   make check-cpu-torch   build and smoke-test against a CPU-only torch in a throwaway venv
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c  # a failing pip or pytest fails the target even through a pipe
@@ -15,7 +16,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 # What a change of requires rebuilding the extension (Python edits show at once: editable install).
 NATIVE_INPUTS := CMakeLists.txt pyproject.toml $(shell find csrc cmake -type f 2>/dev/null)
 
-.PHONY: install demo test test-all bench lint clean
+.PHONY: install demo test test-all bench lint check-cpu-torch clean
 
 install: $(VENV)/.installed
 
@@ -40,8 +41,12 @@ test-all: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=build/benchmark.json -q
-	$(PY) benchmarks/report.py build/benchmark.json
+	$(PY) -m pytest benchmarks -o addopts="" --benchmark-only --benchmark-json=build/benchmark.json -q
+	$(PY) benchmarks/report.py build/benchmark.json --readme README.md
+
+# A CPU-only torch must build too (CUDA kernels skipped even where nvcc exists): a throwaway venv.
+check-cpu-torch:
+	tools/check_cpu_only_torch.sh
 
 lint: install
 	$(VENV)/bin/ruff check vision_kernels cli plugins tests benchmarks
