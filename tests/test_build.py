@@ -131,3 +131,32 @@ print(vk.build_info()["native"]["cpu_capability"])
         assert result.returncode == 0, result.stderr
         ran.add(result.stdout.strip())
     assert "base" in ran and len(ran) >= 1
+
+
+def configure(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """Runs only CMake's configure step of the extension (seconds, no compilation)."""
+    bin_dir = os.path.dirname(sys.executable)
+    cmake = os.path.join(bin_dir, "cmake") if os.path.exists(os.path.join(bin_dir, "cmake")) else "cmake"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(
+        [cmake, "-S", root, "-B", str(tmp_path), f"-DPython_EXECUTABLE={sys.executable}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**{k: v for k, v in os.environ.items() if k != "CUDACXX"}, "PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+
+
+def test_vk_cuda_on_without_nvcc_fails_loudly(tmp_path):
+    result = configure(tmp_path, "-DVK_CUDA=ON", "-DVK_NVCC_SEARCH_PATHS=/nonexistent")
+    assert result.returncode != 0
+    assert "VK_CUDA=ON but no CUDA compiler (nvcc) was found" in result.stderr
+
+
+def test_vk_cuda_auto_without_nvcc_and_off_skip_cuda(tmp_path):
+    auto = configure(tmp_path / "auto", "-DVK_CUDA=AUTO", "-DVK_NVCC_SEARCH_PATHS=/nonexistent")
+    assert auto.returncode == 0, auto.stderr
+    assert "CUDA kernels skipped: no CUDA compiler (nvcc) was found" in auto.stdout
+    off = configure(tmp_path / "off", "-DVK_CUDA=OFF")
+    assert off.returncode == 0, off.stderr
+    assert "CUDA kernels skipped: VK_CUDA=OFF" in off.stdout

@@ -20,6 +20,14 @@ enum class BoxMode : int { IoU = 0, GIoU = 1, DIoU = 2, CIoU = 3, IoF = 4 };
 constexpr double kCiouScale = 0.405284734569351085775517852838911;
 constexpr double kHalfPi = 1.57079632679489661923132169163975144;
 
+// The type kernels compute in: float for float16/bfloat16/float32, double for float64.
+template <typename T>
+struct AccType { using type = float; };
+template <>
+struct AccType<double> { using type = double; };
+template <typename T>
+using acc_t = typename AccType<T>::type;
+
 template <typename T>
 VK_HOST_DEVICE T vk_min(T a, T b) { return b < a ? b : a; }
 template <typename T>
@@ -64,6 +72,17 @@ VK_HOST_DEVICE T aspect_angle(T w, T h) {
   const T angle = vk_atan(w / (h != T(0) ? h : T(1)));
   const T edge = w > T(0) ? T(kHalfPi) : (w < T(0) ? T(-kHalfPi) : T(0));
   return h != T(0) ? angle : edge;
+}
+
+// Adds the gradient of aspect_angle(w, h) = atan(w / h) times g to g_w and g_h (0 where h == 0).
+template <typename T>
+VK_HOST_DEVICE void aspect_angle_backward(T g, T w, T h, T& g_w, T& g_h) {
+  if (h != T(0)) {
+    const T r = w / h;
+    const T g_r = g / (T(1) + r * r);
+    g_w += g_r / h;
+    g_h -= g_r * (r / h);
+  }
 }
 
 // Per-box quantities, computed once per box by pairwise kernels.
@@ -220,18 +239,8 @@ VK_HOST_DEVICE void box_overlap_backward(T g, const T a[4], const T b[4], T eps,
   // Areas and aspect angles, through w = x2 - x1 and h = y2 - y1.
   T g_aw = g_area_a * ah, g_ah = g_area_a * aw;
   T g_bw = g_area_b * bh, g_bh = g_area_b * bw;
-  if (ah != T(0)) {  // angle = atan(w / h)
-    const T r = aw / ah;
-    const T g_r = g_ang_a / (T(1) + r * r);
-    g_aw += g_r / ah;
-    g_ah -= g_r * (r / ah);
-  }
-  if (bh != T(0)) {
-    const T r = bw / bh;
-    const T g_r = g_ang_b / (T(1) + r * r);
-    g_bw += g_r / bh;
-    g_bh -= g_r * (r / bh);
-  }
+  aspect_angle_backward(g_ang_a, aw, ah, g_aw, g_ah);
+  aspect_angle_backward(g_ang_b, bw, bh, g_bw, g_bh);
   gax2 += g_aw; gax1 -= g_aw; gay2 += g_ah; gay1 -= g_ah;
   gbx2 += g_bw; gbx1 -= g_bw; gby2 += g_bh; gby1 -= g_bh;
 

@@ -63,7 +63,7 @@ void fill_slots(const at::Tensor& boxes, const int64_t* source, const int64_t* l
 void fill_slots(const at::Tensor& boxes, const int64_t* source, const int64_t* label,
                 NmsBuffers& buf) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, boxes.scalar_type(), "nms_fill", [&] {
-    using A = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+    using A = acc_t<scalar_t>;
     fill_slots<scalar_t, A>(boxes, source, label, buf);
   });
 }

@@ -9,13 +9,6 @@
 
 namespace vision_kernels::cuda {
 
-template <typename T>
-struct Acc { using type = float; };
-template <>
-struct Acc<double> { using type = double; };
-template <typename T>
-using acc_t = typename Acc<T>::type;
-
 constexpr int kThreads = 256;
 
 // Blocks for a 1-D grid-stride loop over n items (capped: the loop covers the rest).

@@ -20,13 +20,6 @@
 namespace vision_kernels::cpu::VK_CPU_CAPABILITY {
 namespace {
 
-template <typename T>
-struct Acc { using type = float; };
-template <>
-struct Acc<double> { using type = double; };
-template <typename T>
-using acc_t = typename Acc<T>::type;
-
 // Calls f(scalar_t{}) for the four floating dtypes.
 template <typename F>
 void dispatch_float(c10::ScalarType dtype, F&& f) {
