@@ -41,6 +41,12 @@ def load_rows(path: Path) -> tuple[dict, list[dict]]:
     for row in rows:
         base = by_case[(row["case"], row["device"])].get(row["baseline"])
         row["speedup"] = base["median_ms"] / row["median_ms"] if base else None
+        if "bytes" in row:
+            row["gb_per_s"] = row["bytes"] / (row["median_ms"] * 1e-3) / 1e9
+    for row in rows:  # bandwidth rows: the share of the copy's bandwidth in the same run
+        copy = by_case[(row["case"], row["device"])].get("copy")
+        if "gb_per_s" in row and copy is not None:
+            row["share_of_copy"] = row["gb_per_s"] / (copy["bytes"] / (copy["median_ms"] * 1e-3) / 1e9)
     return env, rows
 
 
@@ -63,6 +69,11 @@ def markdown(env: dict, rows: list[dict]) -> str:
     ]
     for r in rows:
         speed = "baseline" if r["impl"] == r["baseline"] else _ratio(r["speedup"])
+        if "gb_per_s" in r:  # bandwidth rows: GB/s, and the share of the copy's in the same run
+            share = r.get("share_of_copy")
+            speed = f"{r['gb_per_s']:.0f} GB/s" + (
+                "" if r["impl"] == "copy" or share is None else f" ({share:.0%} of copy)"
+            )
         cells = [r["case"], r["shape"], r["device"], r["impl"], f"{r['median_ms']:.3f} ms", speed]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
