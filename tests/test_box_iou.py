@@ -223,6 +223,14 @@ def test_pairwise_backward_through_reference(backend, device):
     assert torch.autograd.gradcheck(lambda x, y: ops.box_iou(x, y, "giou", backend=backend), (a, b))
 
 
+@pytest.mark.parametrize("backend,device", backend_params("box_iou_aligned"))
+@pytest.mark.parametrize("mode", ["iou", "giou", "diou", "iof"])  # CIoU's alpha is a no_grad constant
+def test_aligned_double_backward(backend, device, mode):
+    a, b = overlapping_pairs(4, seed=26)
+    a, b = a.detach().to(device).requires_grad_(), b.detach().to(device).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda x, y: ops.box_iou(x, y, mode, aligned=True, backend=backend), (a, b))
+
+
 def test_giou_loss_equals_torchvision_loss_and_gradient():
     a, b = overlapping_pairs(20, seed=25)
     ours = (1 - ops.box_iou(a, b, "giou", aligned=True)).sum()
@@ -337,6 +345,23 @@ def test_native_op_called_directly_checks_too(call, error, message):
     pytest.importorskip("vision_kernels._C")
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.triton
+def test_triton_ops_called_directly_check_too():
+    from vision_kernels import backends
+
+    if backends.unavailable_reason("triton", "box_iou", "cpu"):
+        pytest.skip(backends.unavailable_reason("triton", "box_iou", "cpu"))
+    t = torch.ops.vision_kernels
+    with pytest.raises(ValueError, match="same batch size B, got 2 and 4"):
+        t.box_iou_triton(torch.zeros(2, 3, 4), torch.zeros(4, 3, 4))
+    with pytest.raises(TypeError, match="same dtype"):
+        t.box_iou_aligned_triton(torch.zeros(3, 4), torch.zeros(3, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"grad must have the shape of the aligned output \[3\], got \[5\]"):
+        t.box_iou_aligned_backward_triton(torch.zeros(5), torch.zeros(3, 4), torch.zeros(3, 4), "iou", 0.0)
+    with pytest.raises(ValueError, match="scores must have shape"):
+        t.nms_triton(torch.zeros(3, 4), torch.zeros(2), 0.5)
 
 
 # ---- torch.library ---------------------------------------------------------------------------

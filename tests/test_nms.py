@@ -28,11 +28,13 @@ def detections(n: int, seed: int, dtype=torch.float32, integer: bool = False) ->
     return boxes.to(dtype), scores.to(dtype)
 
 
-def torchvision_nms(boxes, scores, threshold):
+def torchvision_nms(boxes, scores, threshold, device="cpu"):
+    """torchvision's answer on `device` (its CPU and CUDA kernels compare the threshold differently,
+    and each backend follows the one for its device), as CPU indices."""
     # torchvision has no float16/bfloat16 CPU kernel; ours computes those in float32 exactly.
     if boxes.dtype in (torch.float16, torch.bfloat16):
         boxes, scores = boxes.float(), scores.float()
-    return tvo.nms(boxes, scores, threshold)
+    return tvo.nms(boxes.to(device), scores.to(device), threshold).cpu()
 
 
 @pytest.mark.parametrize("backend,device", backend_params("nms"))
@@ -42,7 +44,7 @@ def test_nms_matches_torchvision(backend, device, dtype, threshold):
     n = 60 if backend == "triton" else 300
     for seed, integer in [(0, False), (1, True)]:
         boxes, scores = detections(n, seed, dtype, integer)
-        expected = torchvision_nms(boxes, scores, threshold)
+        expected = torchvision_nms(boxes, scores, threshold, device)
         kept = ops.nms(boxes.to(device), scores.to(device), threshold, backend=backend)
         assert kept.dtype == torch.int64 and kept.device.type == device
         assert torch.equal(kept.cpu(), expected), (seed, integer)
@@ -54,7 +56,7 @@ def test_nms_score_ties_keep_index_order(backend, device):
     scores = torch.tensor([0.5, 0.25] * 20)
     boxes[12] = boxes[2]  # a duplicate with the same score: the lower index wins
     kept = ops.nms(boxes.to(device), scores.to(device), 0.5, backend=backend).cpu()
-    assert torch.equal(kept, tvo.nms(boxes, scores, 0.5))
+    assert torch.equal(kept, torchvision_nms(boxes, scores, 0.5, device))
     assert 2 in kept and 12 not in kept
     assert torch.equal(kept[kept % 2 == 0], kept[: (kept % 2 == 0).sum()])  # score 0.5 first, index order
 
@@ -65,7 +67,7 @@ def test_nms_degenerate_boxes(backend, device):
     scores = torch.linspace(1, 0.1, len(boxes))
     for threshold in (0.0, 0.5):
         kept = ops.nms(boxes.to(device), scores.to(device), threshold, backend=backend).cpu()
-        assert torch.equal(kept, tvo.nms(boxes, scores, threshold))
+        assert torch.equal(kept, torchvision_nms(boxes, scores, threshold, device))
 
 
 @pytest.mark.parametrize("backend,device", backend_params("nms"))
@@ -74,7 +76,7 @@ def test_nms_empty_and_non_contiguous(backend, device):
     assert empty.shape == (0,) and empty.dtype == torch.int64
     boxes, scores = detections(50, seed=4)
     kept = ops.nms(non_contiguous(boxes).to(device), scores.to(device), 0.5, backend=backend)
-    assert torch.equal(kept.cpu(), tvo.nms(boxes, scores, 0.5))
+    assert torch.equal(kept.cpu(), torchvision_nms(boxes, scores, 0.5, device))
 
 
 def test_threshold_semantics_follow_torchvision_per_device():
@@ -104,8 +106,9 @@ def test_batched_nms_matches_torchvision(backend, device, idx_dtype, threshold):
     boxes, scores = detections(n, seed=5)
     idxs = torch.randint(-2, 5, (n,), generator=torch.Generator().manual_seed(6)).to(idx_dtype)
     kept = ops.batched_nms(boxes.to(device), scores.to(device), idxs.to(device), threshold, backend=backend)
-    assert torch.equal(kept.cpu(), tvo.boxes._batched_nms_vanilla(boxes, scores, idxs, threshold))
-    assert torch.equal(kept.cpu(), tvo.batched_nms(boxes, scores, idxs, threshold))
+    on = (boxes.to(device), scores.to(device), idxs.to(device), threshold)
+    assert torch.equal(kept.cpu(), tvo.boxes._batched_nms_vanilla(*on).cpu())
+    assert torch.equal(kept.cpu(), tvo.batched_nms(*on).cpu())
 
 
 @pytest.mark.parametrize("backend,device", backend_params("batched_nms"))
@@ -113,7 +116,7 @@ def test_batched_nms_one_category_is_nms(backend, device):
     boxes, scores = detections(80, seed=7)
     idxs = torch.full((80,), 3)
     kept = ops.batched_nms(boxes.to(device), scores.to(device), idxs.to(device), 0.5, backend=backend)
-    assert torch.equal(kept.cpu(), tvo.nms(boxes, scores, 0.5))
+    assert torch.equal(kept.cpu(), torchvision_nms(boxes, scores, 0.5, device))
 
 
 @pytest.mark.parametrize("backend,device", backend_params("batched_nms"))

@@ -29,18 +29,24 @@ SCRIPT = textwrap.dedent(
         def build(fn, signature, constexprs):
             nonlocal count
             sig = {**signature, **{name: "constexpr" for name in constexprs}}
-            triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs), target=target)
+            # As vision_kernels.triton._common.launch compiles them: no FMA contraction.
+            kernel = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs), target=target,
+                                    options={"enable_fp_fusion": False})
+            ptx = kernel.asm["ptx"]
+            # Rounded like the reference: no fused multiply-add, no approximate float32 division.
+            assert not any(op in ptx for op in ("fma.rn.f32", "fma.rn.f64", "div.full.f32", "div.approx")), fn.__name__
             count += 1
 
         for mode, fp64 in itertools.product(range(5), (False, True)):
             f = "*fp64" if fp64 else "*fp32"
             boxes = {"b1_ptr": f, "b2_ptr": f, "ang1_ptr": "*fp32", "ang2_ptr": "*fp32"}
-            build(box_iou._pairwise_kernel, {**boxes, "out_ptr": f, "N": "i32", "M": "i32", "eps": "fp32"},
+            eps = {"eps_ptr": f}
+            build(box_iou._pairwise_kernel, {**boxes, "out_ptr": f, "N": "i32", "M": "i32", **eps},
                   {"MODE": mode, "FP64": fp64, "BLOCK_N": 32, "BLOCK_M": 64})
-            build(box_iou._aligned_kernel, {**boxes, "out_ptr": f, "K": "i32", "eps": "fp32"},
+            build(box_iou._aligned_kernel, {**boxes, "out_ptr": f, "K": "i32", **eps},
                   {"MODE": mode, "FP64": fp64, "BLOCK": 256})
             build(box_iou._aligned_backward_kernel,
-                  {"grad_ptr": f, **boxes, "g1_ptr": f, "g2_ptr": f, "K": "i32", "eps": "fp32"},
+                  {"grad_ptr": f, **boxes, "g1_ptr": f, "g2_ptr": f, "K": "i32", **eps},
                   {"MODE": mode, "FP64": fp64, "BLOCK": 256})
         for src, dst in itertools.product(range(3), range(3)):
             build(box_convert._convert_kernel, {"in_ptr": "*bf16", "out_ptr": "*bf16", "K": "i32"},

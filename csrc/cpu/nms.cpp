@@ -87,9 +87,11 @@ at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou
   return buf.kept.narrow(0, 0, nkept).clone();
 }
 
-// NMS within each category, in parallel across categories. Equivalent to torchvision's
-// batched_nms (both its coordinate-offset and per-class paths) without the offset trick's loss
-// of float precision on large coordinates.
+// NMS within each category, in parallel across categories. Keeps the boxes torchvision's
+// batched_nms keeps (its per-class path exactly; its coordinate-offset path too, except where the
+// offset costs float precision on large coordinates), in decreasing score with ties in index
+// order. (torchvision's per-class path re-sorts with an unstable sort, so among tied scores its
+// order can differ from ours; the kept set does not.)
 at::Tensor batched_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores,
                            const at::Tensor& idxs, double iou_threshold) {
   check_batched_nms(boxes, scores, idxs);

@@ -1,6 +1,7 @@
 """Autograd formulas for the box ops, shared by every backend's custom op (native and triton).
 
-- Aligned overlap (the IoU/GIoU/DIoU/CIoU losses): a fused backward op of the same backend.
+- Aligned overlap (the IoU/GIoU/DIoU/CIoU losses): a fused backward op of the same backend, or
+  the reference's vector-Jacobian product when a second derivative is asked for.
 - Pairwise overlap: the vector-Jacobian product of the reference (not fused; pairwise IoU is
   rarely differentiated, but it must not silently return no gradient).
 - box_convert: a constant linear map per box, so the gradient is grad @ J.
@@ -36,7 +37,15 @@ def register_pairwise_autograd(op: str) -> None:
 def register_aligned_autograd(op: str, backward_op: Callable[..., tuple[Tensor, Tensor]]) -> None:
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
         boxes1, boxes2 = ctx.saved_tensors
-        grad1, grad2 = backward_op(grad.contiguous(), boxes1, boxes2, ctx.mode, ctx.eps)
+        if torch.is_grad_enabled():
+            # backward(create_graph=True), e.g. for a gradient penalty: the fused op has no
+            # derivative of its own, so differentiate the reference instead (slower, exact).
+            _, vjp = torch.func.vjp(
+                lambda a, b: reference.box_iou_aligned(a, b, ctx.mode, ctx.eps), boxes1, boxes2
+            )
+            grad1, grad2 = vjp(grad)
+        else:
+            grad1, grad2 = backward_op(grad.contiguous(), boxes1, boxes2, ctx.mode, ctx.eps)
         return grad1, grad2, None, None
 
     torch.library.register_autograd(op, backward, setup_context=_save_boxes)

@@ -72,6 +72,15 @@ def check_aligned(boxes1: Tensor, boxes2: Tensor) -> None:
         )
 
 
+def check_aligned_grad(grad: Tensor, boxes1: Tensor) -> None:
+    check_tensor(grad, "grad")
+    if grad.shape != boxes1.shape[:-1]:
+        raise ValueError(
+            f"grad must have the shape of the aligned output {list(boxes1.shape[:-1])}, got {_shape(grad)}"
+        )
+    check_same_device_dtype(grad, "grad", boxes1, "boxes1")
+
+
 def check_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> None:
     check_boxes(boxes, "boxes")
     check_tensor(scores, "scores")

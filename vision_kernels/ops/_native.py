@@ -35,7 +35,12 @@ def _box_iou_aligned_backward_fake(
     grad: Tensor, boxes1: Tensor, boxes2: Tensor, mode: str, eps: float
 ) -> tuple[Tensor, Tensor]:
     _checks.check_aligned(boxes1, boxes2)
-    return torch.empty_like(boxes1), torch.empty_like(boxes2)
+    _checks.check_aligned_grad(grad, boxes1)
+    # The kernels return contiguous gradients, whatever the inputs' strides.
+    return (
+        torch.empty_like(boxes1, memory_format=torch.contiguous_format),
+        torch.empty_like(boxes2, memory_format=torch.contiguous_format),
+    )
 
 
 @torch.library.register_fake("vision_kernels::box_convert")

@@ -6,11 +6,12 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
+from torch.library import triton_op
 
+from vision_kernels.ops import _checks
 from vision_kernels.ops._autograd import register_convert_autograd
 from vision_kernels.reference.boxes import FORMATS
-from vision_kernels.triton._common import load_acc
+from vision_kernels.triton._common import launch, load_acc
 
 _FORMAT_ID = {fmt: i for i, fmt in enumerate(FORMATS)}  # xyxy 0, xywh 1, cxcywh 2 (as C++)
 _BLOCK = 256
@@ -36,7 +37,7 @@ def _convert_kernel(in_ptr, out_ptr, K, FROM: tl.constexpr, TO: tl.constexpr, FP
         if TO == 1:
             o0, o1, o2, o3 = x1, y1, x2 - x1, y2 - y1
         elif TO == 2:
-            o0, o1, o2, o3 = (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1
+            o0, o1, o2, o3 = (x1 + x2) * 0.5, (y1 + y2) * 0.5, x2 - x1, y2 - y1  # * 0.5 == / 2 exactly
         else:
             o0, o1, o2, o3 = x1, y1, x2, y2
     ty = out_ptr.dtype.element_ty
@@ -50,12 +51,17 @@ def _convert_kernel(in_ptr, out_ptr, K, FROM: tl.constexpr, TO: tl.constexpr, FP
     "vision_kernels::box_convert_triton", mutates_args=(), schema="(Tensor boxes, str in_fmt, str out_fmt) -> Tensor"
 )
 def box_convert_triton(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    _checks.check_boxes(boxes, "boxes")
+    _checks.check_format(in_fmt, "in_fmt")
+    _checks.check_format(out_fmt, "out_fmt")
     src = boxes.contiguous()
     out = torch.empty_like(src)
     count = src.numel() // 4
     if count == 0:
         return out
-    wrap_triton(_convert_kernel)[(triton.cdiv(count, _BLOCK),)](
+    launch(
+        _convert_kernel,
+        (triton.cdiv(count, _BLOCK),),
         src,
         out,
         count,

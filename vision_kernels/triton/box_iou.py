@@ -13,11 +13,12 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
+from torch.library import triton_op
 
+from vision_kernels.ops import _checks
 from vision_kernels.ops._autograd import register_aligned_autograd, register_pairwise_autograd
 from vision_kernels.reference.boxes import MODES, acc_dtype, aspect_angle
-from vision_kernels.triton._common import load_acc, safe_div
+from vision_kernels.triton._common import div, launch, load_acc, safe_div, scalar
 
 CIOU_SCALE = tl.constexpr(4 / math.pi**2)  # globals read by @triton.jit must be constexpr
 _MODE_ID = {mode: i for i, mode in enumerate(MODES)}  # iou 0, giou 1, diou 2, ciou 3, iof 4 (as C++)
@@ -67,7 +68,7 @@ def _load_box(ptr, idx, mask, ang_ptr, FP64: tl.constexpr, MODE: tl.constexpr):
         ang = load_acc(ang_ptr + idx, mask, FP64)
     else:
         ang = x1 * 0.0
-    return x1, y1, x2, y2, (x1 + x2) / 2.0, (y1 + y2) / 2.0, ang
+    return x1, y1, x2, y2, (x1 + x2) * 0.5, (y1 + y2) * 0.5, ang  # * 0.5 == / 2 exactly
 
 
 @triton.jit
@@ -79,15 +80,20 @@ def _pairwise_kernel(
     out_ptr,
     N,
     M,
-    eps,
+    eps_ptr,
     MODE: tl.constexpr,
     FP64: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_M: tl.constexpr,
 ):
-    batch = tl.program_id(2).to(tl.int64)
-    rows = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    # Axis 0 covers all (row block, column block) tiles of a batch: axes 1 and 2 are limited to
+    # 65535 programs, axis 0 is not (N up to 2**31 rows).
+    col_blocks = tl.cdiv(M, BLOCK_M)
+    tile = tl.program_id(0).to(tl.int64)
+    batch = tl.program_id(1).to(tl.int64)
+    rows = (tile // col_blocks) * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = (tile % col_blocks) * BLOCK_M + tl.arange(0, BLOCK_M)
+    eps = tl.load(eps_ptr)
     row_ok = rows < N
     col_ok = cols < M
     ax1, ay1, ax2, ay2, acx, acy, a_ang = _load_box(b1_ptr, batch * N + rows, row_ok, ang1_ptr, FP64, MODE)
@@ -116,8 +122,9 @@ def _pairwise_kernel(
 
 @triton.jit
 def _aligned_kernel(
-    b1_ptr, b2_ptr, ang1_ptr, ang2_ptr, out_ptr, K, eps, MODE: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr
+    b1_ptr, b2_ptr, ang1_ptr, ang2_ptr, out_ptr, K, eps_ptr, MODE: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr
 ):
+    eps = tl.load(eps_ptr)
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = k < K
     ax1, ay1, ax2, ay2, acx, acy, a_ang = _load_box(b1_ptr, k, ok, ang1_ptr, FP64, MODE)
@@ -147,11 +154,12 @@ def _aligned_backward_kernel(
     g1_ptr,
     g2_ptr,
     K,
-    eps,
+    eps_ptr,
     MODE: tl.constexpr,
     FP64: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
+    eps = tl.load(eps_ptr)
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = k < K
     g = load_acc(grad_ptr + k, ok, FP64)
@@ -184,8 +192,8 @@ def _aligned_backward_kernel(
     if MODE == 4:  # iof = inter / area_a
         nz = area_a != 0
         den = tl.where(nz, area_a, 1.0)
-        g_inter = tl.where(nz, g / den, 0.0)
-        g_area_a = tl.where(nz, 0.0 - g * ((inter / den) / den), 0.0)
+        g_inter = tl.where(nz, div(g, den), 0.0)
+        g_area_a = tl.where(nz, 0.0 - g * div(div(inter, den), den), 0.0)
     else:
         uni = area_a + area_b - inter
         iou = safe_div(inter, uni)
@@ -199,9 +207,9 @@ def _aligned_backward_kernel(
                 c_area = cw * ch
                 nz = c_area != 0
                 den = tl.where(nz, c_area, 1.0)
-                t = (c_area - uni) / den
-                g_num = tl.where(nz, (0.0 - g) / den, 0.0)
-                g_c_area = tl.where(nz, g_num + g * (t / den), 0.0)
+                t = div(c_area - uni, den)
+                g_num = tl.where(nz, div(0.0 - g, den), 0.0)
+                g_c_area = tl.where(nz, g_num + g * div(t, den), 0.0)
                 g_uni = g_uni - g_num
                 g_cw = g_cw + g_c_area * ch
                 g_ch = g_ch + g_c_area * cw
@@ -212,8 +220,8 @@ def _aligned_backward_kernel(
                 nz = c2 != 0
                 den = tl.where(nz, c2, 1.0)
                 rho2 = dx * dx + dy * dy
-                g_rho2 = tl.where(nz, (0.0 - g) / den, 0.0)
-                g_c2 = tl.where(nz, g * ((rho2 / den) / den), 0.0)
+                g_rho2 = tl.where(nz, div(0.0 - g, den), 0.0)
+                g_c2 = tl.where(nz, g * div(div(rho2, den), den), 0.0)
                 g_cw = g_cw + g_c2 * (2.0 * cw)
                 g_ch = g_ch + g_c2 * (2.0 * ch)
                 g_dx = g_rho2 * (2.0 * dx)
@@ -227,8 +235,8 @@ def _aligned_backward_kernel(
                     g_ang_b = 0.0 - g_dang
         nzu = uni != 0
         den_u = tl.where(nzu, uni, 1.0)
-        g_inter = g_inter + tl.where(nzu, g / den_u, 0.0)
-        g_uni = g_uni - tl.where(nzu, g * ((inter / den_u) / den_u), 0.0)
+        g_inter = g_inter + tl.where(nzu, div(g, den_u), 0.0)
+        g_uni = g_uni - tl.where(nzu, g * div(div(inter, den_u), den_u), 0.0)
         g_area_a = g_area_a + g_uni
         g_area_b = g_area_b + g_uni
         g_inter = g_inter - g_uni
@@ -264,14 +272,14 @@ def _aligned_backward_kernel(
         gay1 -= g_chr * t1
         gby1 -= g_chr * (1.0 - t1)
     # Centres: dx = (ax1 + ax2) / 2 - (bx1 + bx2) / 2.
-    gax1 += g_dx / 2.0
-    gax2 += g_dx / 2.0
-    gbx1 -= g_dx / 2.0
-    gbx2 -= g_dx / 2.0
-    gay1 += g_dy / 2.0
-    gay2 += g_dy / 2.0
-    gby1 -= g_dy / 2.0
-    gby2 -= g_dy / 2.0
+    gax1 += g_dx * 0.5
+    gax2 += g_dx * 0.5
+    gbx1 -= g_dx * 0.5
+    gbx2 -= g_dx * 0.5
+    gay1 += g_dy * 0.5
+    gay2 += g_dy * 0.5
+    gby1 -= g_dy * 0.5
+    gby2 -= g_dy * 0.5
     # Areas and aspect angles through w = x2 - x1, h = y2 - y1; angle = atan(w / h) where h != 0.
     g_aw = g_area_a * ah
     g_ah = g_area_a * aw
@@ -280,16 +288,16 @@ def _aligned_backward_kernel(
     if MODE == 3:
         nza = ah != 0
         ha = tl.where(nza, ah, 1.0)
-        ra = aw / ha
-        gra = g_ang_a / (1.0 + ra * ra)
-        g_aw += tl.where(nza, gra / ha, 0.0)
-        g_ah -= tl.where(nza, gra * (ra / ha), 0.0)
+        ra = div(aw, ha)
+        gra = div(g_ang_a, 1.0 + ra * ra)
+        g_aw += tl.where(nza, div(gra, ha), 0.0)
+        g_ah -= tl.where(nza, gra * div(ra, ha), 0.0)
         nzb = bh != 0
         hb = tl.where(nzb, bh, 1.0)
-        rb = bw / hb
-        grb = g_ang_b / (1.0 + rb * rb)
-        g_bw += tl.where(nzb, grb / hb, 0.0)
-        g_bh -= tl.where(nzb, grb * (rb / hb), 0.0)
+        rb = div(bw, hb)
+        grb = div(g_ang_b, 1.0 + rb * rb)
+        g_bw += tl.where(nzb, div(grb, hb), 0.0)
+        g_bh -= tl.where(nzb, grb * div(rb, hb), 0.0)
     gax2 += g_aw
     gax1 -= g_aw
     gay2 += g_ah
@@ -324,14 +332,20 @@ _BLOCK_N, _BLOCK_M = 32, 64
 
 @triton_op("vision_kernels::box_iou_triton", mutates_args=(), schema=PAIRWISE_SCHEMA)
 def box_iou_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float = 1e-7) -> Tensor:
+    _checks.check_mode(mode)
+    _checks.check_pairwise(boxes1, boxes2)
     b1, b2 = boxes1.contiguous(), boxes2.contiguous()
     n, m = b1.shape[-2], b2.shape[-2]
     batches = b1.shape[0] if b1.dim() == 3 else 1
+    if batches > 65535:
+        raise ValueError(f"box_iou on the triton backend supports at most 65535 batches, got {batches}")
     out = b1.new_empty((*b1.shape[:-2], n, m))
     if out.numel() == 0:
         return out
-    grid = (triton.cdiv(m, _BLOCK_M), triton.cdiv(n, _BLOCK_N), batches)
-    wrap_triton(_pairwise_kernel)[grid](
+    grid = (triton.cdiv(n, _BLOCK_N) * triton.cdiv(m, _BLOCK_M), batches)
+    launch(
+        _pairwise_kernel,
+        grid,
         b1,
         b2,
         _angles(b1, mode),
@@ -339,7 +353,7 @@ def box_iou_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float
         out,
         n,
         m,
-        eps,
+        scalar(eps, b1),
         MODE=_MODE_ID[mode],
         FP64=b1.dtype == torch.float64,
         BLOCK_N=_BLOCK_N,
@@ -350,19 +364,23 @@ def box_iou_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float
 
 @triton_op("vision_kernels::box_iou_aligned_triton", mutates_args=(), schema=PAIRWISE_SCHEMA)
 def box_iou_aligned_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", eps: float = 1e-7) -> Tensor:
+    _checks.check_mode(mode)
+    _checks.check_aligned(boxes1, boxes2)
     b1, b2 = boxes1.contiguous(), boxes2.contiguous()
     out = b1.new_empty(b1.shape[:-1])
     count = out.numel()
     if count == 0:
         return out
-    wrap_triton(_aligned_kernel)[(triton.cdiv(count, _BLOCK),)](
+    launch(
+        _aligned_kernel,
+        (triton.cdiv(count, _BLOCK),),
         b1,
         b2,
         _angles(b1, mode),
         _angles(b2, mode),
         out,
         count,
-        eps,
+        scalar(eps, b1),
         MODE=_MODE_ID[mode],
         FP64=b1.dtype == torch.float64,
         BLOCK=_BLOCK,
@@ -374,12 +392,17 @@ def box_iou_aligned_triton(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", ep
 def box_iou_aligned_backward_triton(
     grad: Tensor, boxes1: Tensor, boxes2: Tensor, mode: str, eps: float
 ) -> tuple[Tensor, Tensor]:
+    _checks.check_mode(mode)
+    _checks.check_aligned(boxes1, boxes2)
+    _checks.check_aligned_grad(grad, boxes1)
     b1, b2, g = boxes1.contiguous(), boxes2.contiguous(), grad.contiguous()
     grad1, grad2 = torch.empty_like(b1), torch.empty_like(b2)
     count = g.numel()
     if count == 0:
         return grad1, grad2
-    wrap_triton(_aligned_backward_kernel)[(triton.cdiv(count, _BLOCK),)](
+    launch(
+        _aligned_backward_kernel,
+        (triton.cdiv(count, _BLOCK),),
         g,
         b1,
         b2,
@@ -388,7 +411,7 @@ def box_iou_aligned_backward_triton(
         grad1,
         grad2,
         count,
-        eps,
+        scalar(eps, b1),
         MODE=_MODE_ID[mode],
         FP64=b1.dtype == torch.float64,
         BLOCK=_BLOCK,

@@ -13,9 +13,11 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
+from torch.library import triton_op
 
+from vision_kernels.ops import _checks
 from vision_kernels.reference.boxes import acc_dtype, nms_threshold
+from vision_kernels.triton._common import div, launch
 
 _BOXES_PER_WORD = 64
 _BLOCK_ROWS = 32
@@ -46,7 +48,7 @@ def _mask_kernel(
     w = tl.maximum(tl.minimum(ax2[:, None], bx2[None, :]) - tl.maximum(ax1[:, None], bx1[None, :]), 0.0)
     h = tl.maximum(tl.minimum(ay2[:, None], by2[None, :]) - tl.maximum(ay1[:, None], by1[None, :]), 0.0)
     inter = w * h
-    iou = inter / (area_a[:, None] + area_b[None, :] - inter)  # NaN for 0/0 never suppresses
+    iou = div(inter, area_a[:, None] + area_b[None, :] - inter)  # NaN for 0/0 never suppresses
     hit = (iou > threshold) & (cols[None, :] > rows[:, None]) & col_ok[None, :]
     if HAS_CATEGORIES:
         cat_a = tl.load(cat_ptr + rows, mask=row_ok, other=0)
@@ -81,6 +83,8 @@ def _keep_kernel(mask_ptr, removed_ptr, keep_ptr, N, WORDS, BLOCK_WORDS: tl.cons
 
 def _nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_threshold: float) -> Tensor:
     n = boxes.shape[0]
+    if triton.cdiv(n, _BLOCK_ROWS) > 65535:
+        raise ValueError(f"nms on the triton backend supports at most {65535 * _BLOCK_ROWS} boxes, got {n}")
     order = torch.sort(scores, stable=True, descending=True).indices
     sorted_boxes = boxes.index_select(0, order).to(acc_dtype(boxes.dtype)).contiguous()
     words = triton.cdiv(n, _BOXES_PER_WORD)
@@ -97,7 +101,9 @@ def _nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_threshold
             device=boxes.device,
         )
         grid = (words, triton.cdiv(n, _BLOCK_ROWS))
-        wrap_triton(_mask_kernel)[grid](
+        launch(
+            _mask_kernel,
+            grid,
             sorted_boxes,
             cats,
             threshold,
@@ -107,7 +113,7 @@ def _nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_threshold
             HAS_CATEGORIES=categories is not None,
             BLOCK_ROWS=_BLOCK_ROWS,
         )
-        wrap_triton(_keep_kernel)[(1,)](mask, removed, keep, n, words, BLOCK_WORDS=_BLOCK_WORDS)
+        launch(_keep_kernel, (1,), mask, removed, keep, n, words, BLOCK_WORDS=_BLOCK_WORDS)
     return order.masked_select(keep.bool())
 
 
@@ -115,6 +121,7 @@ def _nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_threshold
     "vision_kernels::nms_triton", mutates_args=(), schema="(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor"
 )
 def nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    _checks.check_nms(boxes, scores, iou_threshold)
     return _nms(boxes, scores, None, iou_threshold)
 
 
@@ -124,4 +131,5 @@ def nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     schema="(Tensor boxes, Tensor scores, Tensor idxs, float iou_threshold) -> Tensor",
 )
 def batched_nms_triton(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    _checks.check_batched_nms(boxes, scores, idxs, iou_threshold)
     return _nms(boxes, scores, idxs, iou_threshold)
