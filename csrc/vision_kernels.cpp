@@ -25,6 +25,13 @@ TORCH_LIBRARY(vision_kernels, m) {
   m.def("box_convert(Tensor boxes, str in_fmt, str out_fmt) -> Tensor", tags);
   m.def("nms(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor", tags);
   m.def("batched_nms(Tensor boxes, Tensor scores, Tensor idxs, float iou_threshold) -> Tensor", tags);
+  // Instance norm with a fused activation (none, relu, leaky_relu); returns (out, mean, rstd), the
+  // statistics per [N, C] in float32 (float64 for float64 input) for the backward.
+  m.def("instance_norm(Tensor input, Tensor? weight, Tensor? bias, float eps, str activation, "
+        "float negative_slope) -> (Tensor, Tensor, Tensor)", tags);
+  // Returns (grad_input, grad_weight, grad_bias); a gradient of an absent parameter is empty.
+  m.def("instance_norm_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? bias, Tensor mean, "
+        "Tensor rstd, str activation, float negative_slope) -> (Tensor, Tensor, Tensor)", tags);
 }
 
 namespace {

@@ -14,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("backends", "ops", "reference")
+_SUBMODULES = ("backends", "nn", "ops", "reference")
 
 
 def build_info() -> dict[str, Any]:

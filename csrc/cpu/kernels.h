@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "common/box_math.h"
+#include "common/norm_math.h"
 
 namespace vision_kernels::cpu {
 
@@ -45,6 +46,27 @@ struct NmsScratch {
   uint8_t* suppressed;                                // scratch
 };
 
+// Instance norm. Plane p = n * C + c has S elements: at x + p * S when contiguous ([N, C, S]),
+// at x + n * S * C + c with stride C when channels last ([N, S, C]). Statistics accumulate in
+// double; the elementwise work runs in acc. weight/bias are acc arrays of C values, or null.
+struct NormArgs {
+  c10::ScalarType dtype;  // of x, y, grad, grad_x
+  int64_t channels;       // C
+  int64_t plane_size;     // S
+  const void* x;
+  const void* weight;
+  const void* bias;
+  Activation act;
+  double slope;
+};
+
+// Sums for the backward of one plane (or of one channel over some rows, channels last):
+// a = sum(g_z), b = sum(g_z * xhat), where g_z is the gradient through the activation.
+struct GradSums {
+  double a;
+  double b;
+};
+
 struct CpuKernels {
   const char* capability;
   // terms[i] for boxes [begin, end) of `boxes` ([count, 4], dtype) into `terms`.
@@ -63,6 +85,28 @@ struct CpuKernels {
   // compared as torchvision's CPU kernel does: iou > threshold in double precision.
   int64_t (*nms_greedy)(c10::ScalarType dtype, NmsScratch scratch, int64_t n, double threshold,
                         int64_t* kept);
+
+  // ---- instance norm, contiguous planes: elements [begin, end) of plane `plane` ----
+  MeanM2<double> (*norm_plane_stats)(const NormArgs& args, int64_t plane, int64_t begin, int64_t end);
+  // y = act((x - mean) * rstd * weight + bias)
+  void (*norm_plane_apply)(const NormArgs& args, void* y, int64_t plane, int64_t begin, int64_t end,
+                           double mean, double rstd);
+  GradSums (*norm_plane_grad_sums)(const NormArgs& args, const void* grad, int64_t plane,
+                                   int64_t begin, int64_t end, double mean, double rstd);
+  // grad_x = rstd * weight * (g_z - sums.a / S - xhat * sums.b / S)
+  void (*norm_plane_grad_apply)(const NormArgs& args, const void* grad, void* grad_x, int64_t plane,
+                                int64_t begin, int64_t end, double mean, double rstd, GradSums sums);
+
+  // ---- instance norm, channels last: rows [begin, end) of image n, all C channels at once ----
+  // stats[c] for c < C.
+  void (*norm_cl_stats)(const NormArgs& args, int64_t n, int64_t begin, int64_t end, MeanM2<double>* stats);
+  // mean and rstd: C values each, for image n.
+  void (*norm_cl_apply)(const NormArgs& args, void* y, int64_t n, int64_t begin, int64_t end,
+                        const double* mean, const double* rstd);
+  void (*norm_cl_grad_sums)(const NormArgs& args, const void* grad, int64_t n, int64_t begin, int64_t end,
+                            const double* mean, const double* rstd, GradSums* sums);
+  void (*norm_cl_grad_apply)(const NormArgs& args, const void* grad, void* grad_x, int64_t n, int64_t begin,
+                             int64_t end, const double* mean, const double* rstd, const GradSums* sums);
 };
 
 // The kernels for the best instruction set this CPU supports, or the one named by the environment

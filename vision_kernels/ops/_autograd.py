@@ -40,9 +40,7 @@ def register_aligned_autograd(op: str, backward_op: Callable[..., tuple[Tensor, 
         if torch.is_grad_enabled():
             # backward(create_graph=True), e.g. for a gradient penalty: the fused op has no
             # derivative of its own, so differentiate the reference instead (slower, exact).
-            _, vjp = torch.func.vjp(
-                lambda a, b: reference.box_iou_aligned(a, b, ctx.mode, ctx.eps), boxes1, boxes2
-            )
+            _, vjp = torch.func.vjp(lambda a, b: reference.box_iou_aligned(a, b, ctx.mode, ctx.eps), boxes1, boxes2)
             grad1, grad2 = vjp(grad)
         else:
             grad1, grad2 = backward_op(grad.contiguous(), boxes1, boxes2, ctx.mode, ctx.eps)
@@ -78,5 +76,42 @@ def register_convert_autograd(op: str) -> None:
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         jacobian = convert_jacobian(ctx.in_fmt, ctx.out_fmt).to(device=grad.device, dtype=grad.dtype)
         return grad @ jacobian, None, None
+
+    torch.library.register_autograd(op, backward, setup_context=setup)
+
+
+def register_instance_norm_autograd(op: str, backward_op: Callable[..., tuple[Tensor, Tensor, Tensor]]) -> None:
+    """(out, mean, rstd) = op(input, weight, bias, eps, activation, negative_slope); the statistics
+    are outputs for the backward, not differentiable."""
+
+    def setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
+        input, weight, bias, eps, activation, negative_slope = inputs
+        _, mean, rstd = output
+        ctx.save_for_backward(input, weight, bias, mean, rstd)
+        ctx.eps, ctx.activation, ctx.negative_slope = eps, activation, negative_slope
+        ctx.mark_non_differentiable(mean, rstd)
+
+    def backward(ctx: Any, grad: Tensor, _grad_mean: Tensor, _grad_rstd: Tensor):
+        input, weight, bias, mean, rstd = ctx.saved_tensors
+        if torch.is_grad_enabled():  # backward(create_graph=True): differentiate the reference
+            params = [t for t in (weight, bias) if t is not None]
+
+            def out_of(x: Tensor, *p: Tensor) -> Tensor:
+                w = p[0] if weight is not None else None
+                b = p[-1] if bias is not None else None
+                return reference.instance_norm(x, w, b, ctx.eps, ctx.activation, ctx.negative_slope)[0]
+
+            _, vjp = torch.func.vjp(out_of, input, *params)
+            grads = list(vjp(grad))
+            grad_input = grads.pop(0)
+            grad_weight = grads.pop(0) if weight is not None else None
+            grad_bias = grads.pop(0) if bias is not None else None
+        else:
+            grad_input, grad_weight, grad_bias = backward_op(
+                grad, input, weight, bias, mean, rstd, ctx.activation, ctx.negative_slope
+            )
+            grad_weight = grad_weight if weight is not None else None
+            grad_bias = grad_bias if bias is not None else None
+        return grad_input, grad_weight, grad_bias, None, None, None
 
     torch.library.register_autograd(op, backward, setup_context=setup)

@@ -102,3 +102,55 @@ def check_batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold
         raise TypeError(f"idxs must be an integer tensor of category indices, got {idxs.dtype}")
     if idxs.device != boxes.device:
         raise ValueError(f"idxs and boxes must be on the same device, got {idxs.device} and {boxes.device}")
+
+
+ACTIVATIONS = ("none", "relu", "leaky_relu")
+
+
+def check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(repr(a) for a in ACTIVATIONS)}, got {activation!r}")
+
+
+def check_instance_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> None:
+    check_tensor(input, "input")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"input must be a floating-point tensor (float16, bfloat16, float32 or float64), got {input.dtype}"
+        )
+    if input.dim() not in (3, 4, 5):
+        raise ValueError(f"input must be [N, C, L], [N, C, H, W] or [N, C, D, H, W], got {_shape(input)}")
+    for param, name in ((weight, "weight"), (bias, "bias")):
+        if param is None:
+            continue
+        check_tensor(param, name)
+        if param.dim() != 1 or param.shape[0] != input.shape[1]:
+            raise ValueError(
+                f"{name} must have shape [C] with C = input.shape[1] = {input.shape[1]}, got {_shape(param)}"
+            )
+        if not param.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor, got {param.dtype}")
+        if param.device != input.device:
+            raise ValueError(f"{name} and input must be on the same device, got {param.device} and {input.device}")
+
+
+def check_running_statistics(
+    input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, use_input_stats: bool
+) -> None:
+    for stat, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        if stat is None:
+            continue
+        check_tensor(stat, name)
+        if stat.shape != (input.shape[1],):
+            raise ValueError(
+                f"{name} must have shape [C] with C = input.shape[1] = {input.shape[1]}, got {_shape(stat)}"
+            )
+        if stat.device != input.device:
+            raise ValueError(f"{name} and input must be on the same device, got {stat.device} and {input.device}")
+    if not use_input_stats and (running_mean is None or running_var is None):
+        raise ValueError("use_input_stats=False normalizes with running_mean and running_var: pass both")
+
+
+def is_channels_last_layout(t: Tensor) -> bool:
+    """[N, C, *S] stored as [N, *S, C] (channels_last for 4-D, channels_last_3d for 5-D)."""
+    return not t.is_contiguous() and t.movedim(1, -1).is_contiguous()

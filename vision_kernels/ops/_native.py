@@ -14,6 +14,7 @@ from vision_kernels.ops import _checks
 from vision_kernels.ops._autograd import (
     register_aligned_autograd,
     register_convert_autograd,
+    register_instance_norm_autograd,
     register_pairwise_autograd,
 )
 
@@ -71,3 +72,37 @@ def _batched_nms_fake(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold
 register_pairwise_autograd("vision_kernels::box_iou")
 register_aligned_autograd("vision_kernels::box_iou_aligned", torch.ops.vision_kernels.box_iou_aligned_backward)
 register_convert_autograd("vision_kernels::box_convert")
+
+
+def instance_norm_output_like(input: Tensor) -> Tensor:
+    """An empty output with the strides the kernels give it: the input's when its planes are
+    contiguous or channels last, contiguous otherwise (the kernels copy other layouts)."""
+    if input.is_contiguous() or _checks.is_channels_last_layout(input):
+        return torch.empty_like(input)
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("vision_kernels::instance_norm")
+def _instance_norm_fake(input, weight, bias, eps, activation, negative_slope):
+    _checks.check_instance_norm(input, weight, bias)
+    _checks.check_activation(activation)
+    stats_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    n, c = input.shape[:2]
+    return (
+        instance_norm_output_like(input),
+        input.new_empty((n, c), dtype=stats_dtype),
+        input.new_empty((n, c), dtype=stats_dtype),
+    )
+
+
+@torch.library.register_fake("vision_kernels::instance_norm_backward")
+def _instance_norm_backward_fake(grad_out, input, weight, bias, mean, rstd, activation, negative_slope):
+    _checks.check_instance_norm(input, weight, bias)
+
+    def param_grad(param):
+        return param.new_empty(param.shape) if param is not None else input.new_empty((0,))
+
+    return instance_norm_output_like(input), param_grad(weight), param_grad(bias)
+
+
+register_instance_norm_autograd("vision_kernels::instance_norm", torch.ops.vision_kernels.instance_norm_backward)

@@ -9,28 +9,9 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu/kernels.h"
-
-#ifndef VK_CPU_CAPABILITY
-#error "compile with -DVK_CPU_CAPABILITY=<base|avx2|avx512>"
-#endif
-#define VK_STRINGIFY_(x) #x
-#define VK_STRINGIFY(x) VK_STRINGIFY_(x)
+#include "cpu/kernels/capability.h"
 
 namespace vision_kernels::cpu::VK_CPU_CAPABILITY {
-namespace {
-
-// Calls f(scalar_t{}) for the four floating dtypes.
-template <typename F>
-void dispatch_float(c10::ScalarType dtype, F&& f) {
-  switch (dtype) {
-    case c10::ScalarType::Float: return f(float{});
-    case c10::ScalarType::Double: return f(double{});
-    case c10::ScalarType::Half: return f(c10::Half{});
-    case c10::ScalarType::BFloat16: return f(c10::BFloat16{});
-    default: TORCH_CHECK(false, "vision_kernels: unsupported dtype ", dtype);
-  }
-}
 
 template <typename A>
 struct TermArrays {
@@ -217,13 +198,5 @@ int64_t nms_greedy(c10::ScalarType dtype, NmsScratch scratch, int64_t n, double 
   if (dtype == c10::ScalarType::Double) return nms_greedy_impl<double>(scratch, n, threshold, kept);
   return nms_greedy_impl<float>(scratch, n, threshold, kept);
 }
-
-}  // namespace
-
-extern const CpuKernels kKernels;
-const CpuKernels kKernels = {
-    VK_STRINGIFY(VK_CPU_CAPABILITY), box_terms, pairwise_rows, aligned_forward, aligned_backward,
-    convert, nms_greedy,
-};
 
 }  // namespace vision_kernels::cpu::VK_CPU_CAPABILITY

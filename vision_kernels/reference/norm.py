@@ -1,0 +1,112 @@
+"""Instance normalization with a fused activation, in plain torch: the definition every backend
+is tested against.
+
+Per (sample, channel) plane: mean and biased variance over the spatial dimensions, computed in
+float32 (float64 for float64 input) by torch.var_mean (never E[x^2] - E[x]^2); y = act((x - mean) *
+rstd * weight + bias) with rstd = 1 / sqrt(var + eps); activation none, relu or leaky_relu.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vision_kernels.reference.boxes import acc_dtype
+
+ACTIVATIONS = ("none", "relu", "leaky_relu")
+
+
+def activate(z: Tensor, activation: str, negative_slope: float) -> Tensor:
+    if activation == "relu":
+        return F.relu(z)
+    if activation == "leaky_relu":
+        return F.leaky_relu(z, negative_slope)
+    return z
+
+
+def _per_channel(t: Tensor, ndim: int, dtype: torch.dtype) -> Tensor:
+    return t.to(dtype).view(1, -1, *([1] * (ndim - 2)))
+
+
+def instance_norm(
+    input: Tensor,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    activation: str = "none",
+    negative_slope: float = 0.01,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Returns (out, mean, rstd): out like input, mean and rstd [N, C] in the accumulation dtype."""
+    acc = acc_dtype(input.dtype)
+    x = input.to(acc)
+    n, c = input.shape[:2]
+    spatial = tuple(range(2, input.dim()))
+    if x[0, 0].numel() == 0 or n * c == 0:  # nothing to average: mean 0, var 0
+        mean = x.new_zeros((n, c, *([1] * len(spatial))))
+        var = torch.zeros_like(mean)
+    else:
+        var, mean = torch.var_mean(x, dim=spatial, unbiased=False, keepdim=True)
+    rstd = torch.rsqrt(var + eps)
+    z = (x - mean) * rstd
+    if weight is not None:
+        z = z * _per_channel(weight, input.dim(), acc)
+    if bias is not None:
+        z = z + _per_channel(bias, input.dim(), acc)
+    out = activate(z, activation, negative_slope).to(input.dtype)
+    return out, mean.reshape(n, c), rstd.reshape(n, c)
+
+
+def normalize_with_statistics(
+    input: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+    activation: str,
+    negative_slope: float,
+) -> Tensor:
+    """act((x - mean) / sqrt(var + eps) * weight + bias) with given per-channel [C] statistics:
+    instance norm in eval mode with running statistics, as torch's."""
+    acc = acc_dtype(input.dtype)
+    x = input.to(acc)
+    scale = torch.rsqrt(var.to(acc) + eps)
+    if weight is not None:
+        scale = scale * weight.to(acc)
+    z = (x - _per_channel(mean, input.dim(), acc)) * _per_channel(scale, input.dim(), acc)
+    if bias is not None:
+        z = z + _per_channel(bias, input.dim(), acc)
+    return activate(z, activation, negative_slope).to(input.dtype)
+
+
+def update_running_statistics(
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    mean: Tensor,
+    rstd: Tensor,
+    eps: float,
+    momentum: float,
+    plane_size: int,
+) -> None:
+    """torch's instance-norm update, in place: each sample's statistics move the running ones by
+    `momentum` (unbiased variance), and the results are averaged over the batch."""
+    with torch.no_grad():
+        if running_mean is not None:
+            new = (1 - momentum) * running_mean.double() + momentum * mean.double()
+            running_mean.copy_(new.mean(0))
+        if running_var is not None:
+            if plane_size < 2:
+                raise ValueError(
+                    "updating running_var needs more than 1 spatial element per plane (its unbiased "
+                    f"variance divides by S - 1), got S = {plane_size}"
+                )
+            var = (rstd.double() ** -2 - eps).clamp(min=0) * (plane_size / (plane_size - 1))
+            new = (1 - momentum) * running_var.double() + momentum * var
+            running_var.copy_(new.mean(0))
+
+
+def plane_size(input: Tensor) -> int:
+    return math.prod(input.shape[2:])
