@@ -351,8 +351,9 @@ def test_native_op_called_directly_checks_too(call, error, message):
 def test_triton_ops_called_directly_check_too():
     from vision_kernels import backends
 
-    if backends.unavailable_reason("triton", "box_iou", "cpu"):
-        pytest.skip(backends.unavailable_reason("triton", "box_iou", "cpu"))
+    for op in ("box_iou", "nms"):  # also imports the modules defining the ops
+        if backends.unavailable_reason("triton", op, "cpu"):
+            pytest.skip(backends.unavailable_reason("triton", op, "cpu"))
     t = torch.ops.vision_kernels
     with pytest.raises(ValueError, match="same batch size B, got 2 and 4"):
         t.box_iou_triton(torch.zeros(2, 3, 4), torch.zeros(4, 3, 4))

@@ -15,6 +15,7 @@ Two steps:
 from __future__ import annotations
 
 import copy
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +59,7 @@ def _fuse_modules(module: nn.Module) -> None:
         _fuse_modules(child)
     names = [name for name, _ in module.named_children()]
     if isinstance(module, nn.Sequential):
-        for first, second in zip(names, names[1:]):
+        for first, second in itertools.pairwise(names):
             activation = _module_activation(module._modules[second])
             fused = _fused_norm(module._modules[first], activation) if activation else None
             if fused is not None:
