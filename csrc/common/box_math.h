@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "common/macros.h"
+#include "common/numeric.h"
 
 namespace vision_kernels {
 
@@ -20,18 +21,6 @@ enum class BoxMode : int { IoU = 0, GIoU = 1, DIoU = 2, CIoU = 3, IoF = 4 };
 constexpr double kCiouScale = 0.405284734569351085775517852838911;
 constexpr double kHalfPi = 1.57079632679489661923132169163975144;
 
-// The type kernels compute in: float for float16/bfloat16/float32, double for float64.
-template <typename T>
-struct AccType { using type = float; };
-template <>
-struct AccType<double> { using type = double; };
-template <typename T>
-using acc_t = typename AccType<T>::type;
-
-template <typename T>
-VK_HOST_DEVICE T vk_min(T a, T b) { return b < a ? b : a; }
-template <typename T>
-VK_HOST_DEVICE T vk_max(T a, T b) { return a < b ? b : a; }
 template <typename T>
 VK_HOST_DEVICE T safe_div(T num, T den) { return den != T(0) ? num / den : T(0); }
 // Share of d max(p, q) that goes to p (torch.maximum splits ties in halves); 1 - share goes to q.

@@ -5,6 +5,7 @@
 #include <c10/util/string_view.h>
 
 #include "common/macros.h"
+#include "common/numeric.h"
 
 namespace vision_kernels {
 

@@ -10,4 +10,6 @@ TORCH_LIBRARY_IMPL(vision_kernels, CUDA, m) {
   m.impl("box_convert", &cuda::box_convert);
   m.impl("nms", &cuda::nms);
   m.impl("batched_nms", &cuda::batched_nms);
+  m.impl("instance_norm", &cuda::instance_norm);
+  m.impl("instance_norm_backward", &cuda::instance_norm_backward);
 }

@@ -44,7 +44,7 @@ def instance_norm(
     x = input.to(acc)
     n, c = input.shape[:2]
     spatial = tuple(range(2, input.dim()))
-    if x[0, 0].numel() == 0 or n * c == 0:  # nothing to average: mean 0, var 0
+    if n * c == 0 or math.prod(input.shape[2:]) == 0:  # nothing to average: mean 0, var 0
         mean = x.new_zeros((n, c, *([1] * len(spatial))))
         var = torch.zeros_like(mean)
     else:

@@ -481,8 +481,8 @@ def instance_norm_backward_triton(
             **meta,
         )
     per_sample = sums.view(p.n, p.c, 2).sum(0)  # the batch added in order
-    grad_w = per_sample[:, 1].to(weight.dtype) if weight is not None else input.new_empty((0,))
-    grad_b = per_sample[:, 0].to(bias.dtype) if bias is not None else input.new_empty((0,))
+    grad_w = per_sample[:, 1].to(weight.dtype, copy=True) if weight is not None else input.new_empty((0,))
+    grad_b = per_sample[:, 0].to(bias.dtype, copy=True) if bias is not None else input.new_empty((0,))
     return grad_x, grad_w, grad_b
 
 
