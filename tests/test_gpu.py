@@ -84,3 +84,58 @@ def test_large_inputs_match_cpu(backend):
     assert torch.equal(
         ops.nms(a.cuda(), scores.cuda(), 0.5, backend=backend).cpu(), ops.nms(a, scores, 0.5, backend="native")
     )
+
+
+@pytest.mark.triton
+def test_opcheck_triton_instance_norm():
+    if backends.unavailable_reason("triton", "instance_norm", "cuda"):
+        pytest.skip(backends.unavailable_reason("triton", "instance_norm", "cuda"))
+    t = torch.ops.vision_kernels
+    x = torch.randn(2, 3, 40, 30, device="cuda")
+    w, b = torch.randn(3, device="cuda"), torch.randn(3, device="cuda")
+    for args in [
+        (x, w, b, 1e-5, "relu", 0.01),
+        (x.contiguous(memory_format=torch.channels_last), None, b, 1e-5, "none", 0.0),
+    ]:
+        torch.library.opcheck(t.instance_norm_triton.default, args)
+        out, mean, rstd = t.instance_norm_triton(*args)
+        torch.library.opcheck(
+            t.instance_norm_backward_triton.default,
+            (torch.randn_like(out), args[0], args[1], args[2], mean, rstd, args[4], args[5]),
+        )
+
+
+@pytest.mark.parametrize("backend", ["native", pytest.param("triton", marks=pytest.mark.triton)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_instance_norm_gpu_matches_cpu(backend, dtype):
+    if backends.unavailable_reason(backend, "instance_norm", "cuda"):
+        pytest.skip(backends.unavailable_reason(backend, "instance_norm", "cuda"))
+    g = torch.Generator().manual_seed(0)
+    # A single large plane (split across many blocks), CycleGAN shapes, channels last.
+    for shape, cl in [((1, 1, 1024, 1024), False), ((1, 64, 256, 256), False), ((4, 32, 64, 64), True)]:
+        x = (torch.randn(shape, generator=g) * 3 + 5).to(dtype)
+        w, b = torch.randn(shape[1], generator=g), torch.randn(shape[1], generator=g)
+        xg = x.cuda().contiguous(memory_format=torch.channels_last) if cl else x.cuda()
+        xg.requires_grad_()
+        y = ops.instance_norm(xg, w.cuda(), b.cuda(), activation="relu", backend=backend)
+        y.float().square().sum().backward()
+        xc = x.float().requires_grad_()
+        yc = ops.instance_norm(xc, w, b, activation="relu", backend="native")
+        yc.square().sum().backward()
+        tol = 1e-4 if dtype == torch.float32 else 3e-2
+        torch.testing.assert_close(y.float().cpu(), yc, rtol=tol, atol=tol)
+        torch.testing.assert_close(xg.grad.float().cpu(), xc.grad, rtol=tol * 10, atol=tol * 10)
+
+
+@pytest.mark.parametrize("backend", ["native", pytest.param("triton", marks=pytest.mark.triton)])
+def test_instance_norm_gpu_is_deterministic(backend):
+    if backends.unavailable_reason(backend, "instance_norm", "cuda"):
+        pytest.skip(backends.unavailable_reason(backend, "instance_norm", "cuda"))
+    x = torch.randn(2, 16, 128, 128, device="cuda")
+    w = torch.randn(16, device="cuda", requires_grad=True)
+    grads = []
+    for _ in range(2):
+        w.grad = None
+        ops.instance_norm(x, w, None, activation="leaky_relu", backend=backend).sum().backward()
+        grads.append(w.grad.clone())
+    assert torch.equal(grads[0], grads[1])

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from vision_kernels.triton import box_convert, box_iou, nms
+    from vision_kernels.triton import box_convert, box_iou, instance_norm as inorm, nms
 
     def compile_all(capability):
         target = GPUTarget("cuda", capability, 32)
@@ -57,6 +57,26 @@ SCRIPT = textwrap.dedent(
                   {"HAS_CATEGORIES": categories, "BLOCK_ROWS": 32})
         build(nms._keep_kernel, {"mask_ptr": "*i64", "removed_ptr": "*i64", "keep_ptr": "*i8", "N": "i32",
                                  "WORDS": "i32"}, {"BLOCK_WORDS": 128})
+        for dt, fp64 in (("*fp32", False), ("*bf16", False), ("*fp64", True)):
+            a = "*fp64" if fp64 else "*fp32"
+            dims = {"S": "i32", "C": "i32", "CHUNKS": "i32"}
+            build(inorm._plane_stats_kernel, {"x_ptr": dt, "partial_ptr": a, **dims},
+                  {"FP64": fp64, "CHUNK": 4096, "BLOCK": 1024})
+            build(inorm._cl_stats_kernel, {"x_ptr": dt, "partial_ptr": a, **dims},
+                  {"FP64": fp64, "ROW_CHUNK": 256, "ROWS": 16, "CHANNELS": 64})
+            params = {"mean_ptr": a, "rstd_ptr": a, "w_ptr": a, "b_ptr": a, "slope_ptr": a}
+            for act, cl in itertools.product(range(3), (False, True)):
+                flags = {"HAS_W": True, "HAS_B": act != 1, "ACT": act, "FP64": fp64}
+                build(inorm._apply_kernel, {"x_ptr": dt, "y_ptr": dt, **params, "S": "i32", "C": "i32", "TOTAL": "i32"},
+                      {**flags, "CL": cl, "BLOCK": 1024})
+                build(inorm._grad_apply_kernel, {"x_ptr": dt, "g_ptr": dt, "gx_ptr": dt, **params, "mean_a_ptr": a,
+                                                 "mean_b_ptr": a, "S": "i32", "C": "i32", "TOTAL": "i32"},
+                      {**flags, "CL": cl, "BLOCK": 1024})
+            build(inorm._plane_grad_sums_kernel, {"x_ptr": dt, "g_ptr": dt, **params, "partial_ptr": a, **dims},
+                  {"HAS_W": True, "HAS_B": True, "ACT": 2, "FP64": fp64, "CHUNK": 4096, "BLOCK": 1024})
+            build(inorm._cl_grad_sums_kernel, {"x_ptr": dt, "g_ptr": dt, **params, "partial_ptr": a, **dims},
+                  {"HAS_W": False, "HAS_B": False, "ACT": 1, "FP64": fp64, "ROW_CHUNK": 256, "ROWS": 16,
+                   "CHANNELS": 64})
         return count
 
     print(compile_all(int(sys.argv[1])))
@@ -72,4 +92,4 @@ def test_triton_kernels_compile_for_gpu(capability):
         [sys.executable, "-c", SCRIPT, str(capability)], capture_output=True, text=True, timeout=900, env=env
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert int(result.stdout.strip().splitlines()[-1]) == 42
+    assert int(result.stdout.strip().splitlines()[-1]) == 42 + 3 * (2 + 2 * 6 + 2)

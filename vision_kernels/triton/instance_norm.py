@@ -22,7 +22,7 @@ from torch.library import triton_op
 
 from vision_kernels.ops import _checks
 from vision_kernels.ops._autograd import register_instance_norm_autograd
-from vision_kernels.triton._common import launch, load_acc
+from vision_kernels.triton._common import div, launch, load_acc
 
 _ACTIVATION_ID = {"none": 0, "relu": 1, "leaky_relu": 2}
 _CHUNK = 4096  # elements of a plane per program (contiguous layout)
@@ -72,7 +72,7 @@ def _plane_stats_kernel(x_ptr, partial_ptr, S, C, CHUNKS, FP64: tl.constexpr, CH
         i = start + off + tl.arange(0, BLOCK)
         ok = (i < S) & (off + tl.arange(0, BLOCK) < CHUNK)
         acc += tl.where(ok, load_acc(x + i, ok, FP64) - pivot, 0.0)
-    mean = pivot + tl.sum(acc, axis=0) / count
+    mean = pivot + div(tl.sum(acc, axis=0), count.to(pivot.dtype))
     acc = tl.zeros([BLOCK], dtype=pivot.dtype)
     for off in range(0, CHUNK, BLOCK):
         i = start + off + tl.arange(0, BLOCK)
@@ -110,7 +110,7 @@ def _cl_stats_kernel(
         r = start + off + tl.arange(0, ROWS)
         ok = ((r < S) & (off + tl.arange(0, ROWS) < ROW_CHUNK))[:, None] & c_ok[None, :]
         acc += tl.where(ok, load_acc(x + r[:, None] * C + c[None, :], ok, FP64) - pivot[None, :], 0.0)
-    mean = pivot + tl.sum(acc, axis=0) / count
+    mean = pivot + div(tl.sum(acc, axis=0), count.to(pivot.dtype))
     acc = tl.zeros([ROWS, CHANNELS], dtype=pivot.dtype)
     for off in range(0, ROW_CHUNK, ROWS):
         r = start + off + tl.arange(0, ROWS)
