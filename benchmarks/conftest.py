@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vision_kernels.benchmarking import environment
+from vision_kernels import backends
+from vision_kernels.benchmarking import Case, environment
+
+BACKENDS = ["native", "triton", "reference"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,3 +29,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     machine_info["vision_kernels"] = environment()
+
+
+def implementations(cases: list[Case]):
+    """(case, implementation) parameters: each baseline, then each backend."""
+    for case in cases:
+        for baseline in case.baselines:
+            yield pytest.param(case, baseline, id=f"{case.name}-{baseline.replace(' ', '_')}")
+        for backend in BACKENDS:
+            yield pytest.param(case, backend, id=f"{case.name}-{backend}")
+
+
+def bench_case(benchmark, request: pytest.FixtureRequest, case: Case, impl: str, device: str) -> None:
+    """Times one implementation of a case; the extra info is what benchmarks/report.py reads."""
+    only = request.config.getoption("--op")
+    if only and case.op not in only:
+        pytest.skip(f"--op {only}")
+    if impl in BACKENDS:
+        if impl == "triton" and device == "cpu":
+            pytest.skip("Triton on CPU runs in its interpreter: correct, but its speed means nothing")
+        reason = backends.unavailable_reason(impl, case.op, device)
+        if reason:
+            pytest.skip(reason)
+    inputs = case.make_inputs(torch.device(device))
+    fn = case.baselines[impl] if impl in case.baselines else lambda *a: case.run(impl, *a)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def call():
+        fn(*inputs)
+        sync()
+
+    benchmark.group = f"{case.name} [{device}]"
+    benchmark.extra_info.update(
+        op=case.op,
+        case=case.name,
+        shape=case.shape,
+        dtype=case.dtype,
+        device=device,
+        impl=impl,
+        baseline=next(iter(case.baselines)),
+        kind="baseline" if impl in case.baselines else "backend",
+    )
+    benchmark(call)

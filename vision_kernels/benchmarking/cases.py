@@ -23,6 +23,7 @@ class Case:
     baselines: dict[str, Callable[..., Any]] = field(default_factory=dict)
     dtype: str = "float32"
     quick: bool = False  # part of `vk demo --quick`
+    family: str = "boxes"  # which benchmarks/test_<family>.py runs it
 
 
 def random_boxes(*shape: int, seed: int, image: float = 1000.0, max_size: float = 100.0) -> Tensor:
@@ -207,9 +208,77 @@ def _build_cases() -> list[Case]:
 _CASES: list[Case] | None = None
 
 
-def cases_for(op: str | None = None, quick: bool = False) -> list[Case]:
-    """The cases (built on first use: they import torchvision), optionally of one op / quick only."""
+def cases_for(op: str | None = None, quick: bool = False, family: str | None = None) -> list[Case]:
+    """The cases (built on first use: they import torchvision), optionally of one op or family, or
+    quick ones only."""
     global _CASES
     if _CASES is None:
-        _CASES = _build_cases()
-    return [c for c in _CASES if (op is None or c.op == op) and (c.quick or not quick)]
+        _CASES = _build_cases() + _norm_cases()
+    return [
+        c
+        for c in _CASES
+        if (op is None or c.op == op) and (c.quick or not quick) and (family is None or c.family == family)
+    ]
+
+
+# ---- instance norm: CycleGAN's resnet_9blocks generator at 256x256, batch 1, and a training batch ----
+
+
+def _norm_inputs(shape: tuple[int, ...]) -> Callable[[torch.device], tuple[Tensor, ...]]:
+    def make(device: torch.device) -> tuple[Tensor, ...]:
+        g = torch.Generator().manual_seed(8)
+        return _on(device, torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+
+    return make
+
+
+def _stock_instance_norm_relu(x: Tensor) -> Tensor:
+    return torch.nn.functional.relu(torch.nn.functional.instance_norm(x))
+
+
+def _backward_of(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor, Tensor], None]:
+    def run(x: Tensor, grad: Tensor) -> None:
+        fn(x.detach().requires_grad_()).backward(grad)
+
+    return run
+
+
+def _norm_cases() -> list[Case]:
+    from vision_kernels import ops
+
+    compiled = torch.compile(_stock_instance_norm_relu)  # compiles on first call (the warm-up), per shape
+    cases = []
+    for shape in [(1, 256, 64, 64), (1, 128, 128, 128), (1, 64, 256, 256), (16, 64, 128, 128)]:
+        name = "x".join(map(str, shape))
+        cases.append(
+            Case(
+                "instance_norm",
+                f"in-relu-{name}",
+                f"{list(shape)}, no affine (CycleGAN), forward",
+                _norm_inputs(shape),
+                lambda backend, x, g: ops.instance_norm(x, activation="relu", backend=backend),
+                {
+                    "F.instance_norm + relu": lambda x, g: _stock_instance_norm_relu(x),
+                    "torch.compile of it": lambda x, g: compiled(x),
+                },
+                family="instance_norm",
+                quick=shape == (1, 64, 256, 256),
+            )
+        )
+        cases.append(
+            Case(
+                "instance_norm",
+                f"in-relu-{name}-train",
+                f"{list(shape)}, no affine, forward+backward",
+                _norm_inputs(shape),
+                lambda backend, x, g: _backward_of(lambda t: ops.instance_norm(t, activation="relu", backend=backend))(
+                    x, g
+                ),
+                {
+                    "F.instance_norm + relu": _backward_of(_stock_instance_norm_relu),
+                    "torch.compile of it": _backward_of(compiled),
+                },
+                family="instance_norm",
+            )
+        )
+    return cases
