@@ -71,3 +71,42 @@ def bench_case(benchmark, request: pytest.FixtureRequest, case: Case, impl: str,
         kind="baseline" if impl in case.baselines else "backend",
     )
     benchmark(call)
+
+
+def bench_bandwidth(
+    benchmark, device: str, impl: str, op: str, case: str, shape: str, moved_bytes: int, copy_source: torch.Tensor, run
+) -> None:
+    """Times `run(impl)` or, for impl "copy", a device copy of `copy_source`, in one group, so
+    report.py can state each implementation's bandwidth as a share of the copy's."""
+    if device != "cuda":
+        pytest.skip("a GPU memory-bandwidth target")
+    if impl != "copy" and backends.unavailable_reason(impl, op, device):
+        pytest.skip(backends.unavailable_reason(impl, op, device))
+    if impl == "copy":
+        target = torch.empty_like(copy_source)
+        moved_bytes = 2 * copy_source.nbytes  # read + write
+
+        def fn():
+            target.copy_(copy_source)
+    else:
+
+        def fn():
+            run(impl)
+
+    def call():
+        fn()
+        torch.cuda.synchronize()
+
+    benchmark.group = f"{case} [cuda]"
+    benchmark.extra_info.update(
+        op=op,
+        case=case,
+        shape=shape,
+        dtype=str(copy_source.dtype).replace("torch.", ""),
+        device=device,
+        impl=impl,
+        baseline="copy",
+        kind="bandwidth",
+        bytes=moved_bytes,
+    )
+    benchmark(call)

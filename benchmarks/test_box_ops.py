@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import bench_case, implementations
+from conftest import bench_bandwidth, bench_case, implementations
 
-from vision_kernels import backends
 from vision_kernels.benchmarking import cases_for
 
 CASES = cases_for(family="boxes")
@@ -27,39 +26,18 @@ def test_iou_output_bandwidth(benchmark, impl, device):
     plain device copy measured in the same run (report.py prints the percentages)."""
     if device != "cuda":
         pytest.skip("a GPU memory-bandwidth target")
-    if impl != "copy" and backends.unavailable_reason(impl, "box_iou", device):
-        pytest.skip(backends.unavailable_reason(impl, "box_iou", device))
     from vision_kernels import ops
     from vision_kernels.benchmarking.cases import random_boxes
 
     a, b = random_boxes(4000, seed=1).cuda(), random_boxes(4000, seed=2).cuda()
-    if impl == "copy":
-        src = torch.empty(4000 * 4000, device="cuda")
-        dst = torch.empty_like(src)
-        moved = 2 * src.nbytes  # read + write
-
-        def fn():
-            dst.copy_(src)
-    else:
-        moved = 4000 * 4000 * 4 + a.nbytes + b.nbytes
-
-        def fn():
-            ops.box_iou(a, b, backend=impl)
-
-    def call():
-        fn()
-        torch.cuda.synchronize()
-
-    benchmark.group = "iou-output-bandwidth [cuda]"
-    benchmark.extra_info.update(
-        op="box_iou",
-        case="iou-bandwidth-4000x4000",
-        shape="[4000,4] x [4000,4]",
-        dtype="float32",
-        device=device,
-        impl=impl,
-        baseline="copy",
-        kind="bandwidth",
-        bytes=moved,
+    bench_bandwidth(
+        benchmark,
+        device,
+        impl,
+        "box_iou",
+        "iou-bandwidth-4000x4000",
+        "[4000,4] x [4000,4]",
+        4000 * 4000 * 4 + a.nbytes + b.nbytes,
+        torch.empty(4000 * 4000, device="cuda"),
+        lambda backend: ops.box_iou(a, b, backend=backend),
     )
-    benchmark(call)

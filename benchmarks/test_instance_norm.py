@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import bench_case, implementations
+from conftest import bench_bandwidth, bench_case, implementations
 
-from vision_kernels import backends, ops
+from vision_kernels import ops
 from vision_kernels.benchmarking import cases_for
 
 CASES = cases_for(family="instance_norm")
@@ -24,33 +24,15 @@ def test_instance_norm_bandwidth(benchmark, impl, device):
     and writing y once each: 2 x 64 MB here)."""
     if device != "cuda":
         pytest.skip("a GPU memory-bandwidth target")
-    if impl != "copy" and backends.unavailable_reason(impl, "instance_norm", device):
-        pytest.skip(backends.unavailable_reason(impl, "instance_norm", device))
     x = torch.randn(16, 64, 128, 128, device="cuda")
-    if impl == "copy":
-        dst = torch.empty_like(x)
-
-        def fn():
-            dst.copy_(x)
-    else:
-
-        def fn():
-            ops.instance_norm(x, activation="relu", backend=impl)
-
-    def call():
-        fn()
-        torch.cuda.synchronize()
-
-    benchmark.group = "instance-norm-bandwidth [cuda]"
-    benchmark.extra_info.update(
-        op="instance_norm",
-        case="in-bandwidth-16x64x128x128",
-        shape="[16,64,128,128]",
-        dtype="float32",
-        device=device,
-        impl=impl,
-        baseline="copy",
-        kind="bandwidth",
-        bytes=2 * x.nbytes,
+    bench_bandwidth(
+        benchmark,
+        device,
+        impl,
+        "instance_norm",
+        "in-bandwidth-16x64x128x128",
+        "[16,64,128,128]",
+        2 * x.nbytes,
+        x,
+        lambda backend: ops.instance_norm(x, activation="relu", backend=backend),
     )
-    benchmark(call)

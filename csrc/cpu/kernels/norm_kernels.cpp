@@ -110,22 +110,44 @@ void norm_plane_apply(const NormArgs& args, void* y_ptr, int64_t plane, int64_t 
   });
 }
 
+namespace {
+
+// The backward of one plane at element i: g_z (the gradient through the activation) and xhat.
+template <typename T, typename A, Activation ACT>
+struct PlaneGrad {
+  const T* __restrict__ x;
+  const T* __restrict__ g;
+  SplitMean<A> m;
+  A r, w, b, slope;
+
+  PlaneGrad(const NormArgs& args, const void* grad, int64_t plane, double mean, double rstd)
+      : x(static_cast<const T*>(args.x) + plane * args.plane_size),
+        g(static_cast<const T*>(grad) + plane * args.plane_size),
+        m(mean),
+        r(A(rstd)),
+        w(channel_param<A>(args.weight, plane % args.channels, A(1))),
+        b(channel_param<A>(args.bias, plane % args.channels, A(0))),
+        slope(A(args.slope)) {}
+
+  void at(int64_t i, A& gz, A& xhat) const {
+    xhat = (A(x[i]) - m.hi - m.lo) * r;
+    gz = A(g[i]) * activation_slope(xhat * w + b, ACT, slope);
+  }
+};
+
+}  // namespace
+
 GradSums norm_plane_grad_sums(const NormArgs& args, const void* grad_ptr, int64_t plane, int64_t begin,
                               int64_t end, double mean, double rstd) {
   GradSums out{0, 0};
   dispatch_norm(args, [&](auto t_tag, auto a_tag, auto act) {
     using T = decltype(t_tag);
     using A = decltype(a_tag);
-    const int64_t c = plane % args.channels, offset = plane * args.plane_size;
-    const T* __restrict__ x = static_cast<const T*>(args.x) + offset;
-    const T* __restrict__ g = static_cast<const T*>(grad_ptr) + offset;
-    const SplitMean<A> m(mean);
-    const A r = A(rstd), w = channel_param<A>(args.weight, c, A(1));
-    const A b = channel_param<A>(args.bias, c, A(0)), slope = A(args.slope);
+    const PlaneGrad<T, A, decltype(act)::value> pg(args, grad_ptr, plane, mean, rstd);
     double acc_a[kLanes] = {}, acc_b[kLanes] = {};
     auto add = [&](int64_t i, int64_t j) {
-      const A xhat = (A(x[i]) - m.hi - m.lo) * r;
-      const A gz = A(g[i]) * activation_slope(xhat * w + b, decltype(act)::value, slope);
+      A gz, xhat;
+      pg.at(i, gz, xhat);
       acc_a[j] += static_cast<double>(gz);
       acc_b[j] += static_cast<double>(gz * xhat);
     };
@@ -145,20 +167,15 @@ void norm_plane_grad_apply(const NormArgs& args, const void* grad_ptr, void* gra
   dispatch_norm(args, [&](auto t_tag, auto a_tag, auto act) {
     using T = decltype(t_tag);
     using A = decltype(a_tag);
-    const int64_t c = plane % args.channels, offset = plane * args.plane_size;
-    const T* __restrict__ x = static_cast<const T*>(args.x) + offset;
-    const T* __restrict__ g = static_cast<const T*>(grad_ptr) + offset;
-    T* __restrict__ gx = static_cast<T*>(grad_x_ptr) + offset;
-    const SplitMean<A> m(mean);
-    const A r = A(rstd), w = channel_param<A>(args.weight, c, A(1));
-    const A b = channel_param<A>(args.bias, c, A(0)), slope = A(args.slope);
-    const A k = r * w;
+    const PlaneGrad<T, A, decltype(act)::value> pg(args, grad_ptr, plane, mean, rstd);
+    T* __restrict__ gx = static_cast<T*>(grad_x_ptr) + plane * args.plane_size;
+    const A k = pg.r * pg.w;
     const A mean_a = A(sums.a / static_cast<double>(args.plane_size));
     const A mean_b = A(sums.b / static_cast<double>(args.plane_size));
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) {
-      const A xhat = (A(x[i]) - m.hi - m.lo) * r;
-      const A gz = A(g[i]) * activation_slope(xhat * w + b, decltype(act)::value, slope);
+      A gz, xhat;
+      pg.at(i, gz, xhat);
       gx[i] = static_cast<T>(k * (gz - mean_a - xhat * mean_b));
     }
   });
