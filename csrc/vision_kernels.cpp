@@ -32,6 +32,12 @@ TORCH_LIBRARY(vision_kernels, m) {
   // Returns (grad_input, grad_weight, grad_bias); a gradient of an absent parameter is empty.
   m.def("instance_norm_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? bias, Tensor mean, "
         "Tensor rstd, str activation, float negative_slope) -> (Tensor, Tensor, Tensor)", tags);
+  // Batch norm with batch statistics (training), then an activation (none, relu, leaky_relu, tanh);
+  // returns (out, mean, rstd) with [C] statistics. The running statistics are updated by the caller.
+  m.def("batch_norm_act(Tensor input, Tensor? weight, Tensor? bias, float eps, str activation, "
+        "float negative_slope) -> (Tensor, Tensor, Tensor)", tags);
+  m.def("batch_norm_act_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? bias, Tensor mean, "
+        "Tensor rstd, str activation, float negative_slope) -> (Tensor, Tensor, Tensor)", tags);
 }
 
 namespace {

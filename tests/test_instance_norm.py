@@ -322,7 +322,7 @@ def test_native_op_checks_directly():
     with pytest.raises(ValueError, match=r"weight must have shape \[C\]"):
         torch.ops.vision_kernels.instance_norm(torch.zeros(2, 3, 4), torch.ones(2), None, 1e-5, "none", 0.0)
     with pytest.raises(ValueError, match="activation must be one of"):
-        torch.ops.vision_kernels.instance_norm(torch.zeros(2, 3, 4), None, None, 1e-5, "tanh", 0.0)
+        torch.ops.vision_kernels.instance_norm(torch.zeros(2, 3, 4), None, None, 1e-5, "gelu", 0.0)
     with pytest.raises(ValueError, match=r"grad_out must have the shape of input"):
         torch.ops.vision_kernels.instance_norm_backward(
             torch.zeros(2, 3, 5), torch.zeros(2, 3, 4), None, None, torch.zeros(2, 3), torch.ones(2, 3), "none", 0.0

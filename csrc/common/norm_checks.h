@@ -12,10 +12,12 @@ inline Activation parse_activation(c10::string_view activation) {
   if (activation == "none") return Activation::None;
   if (activation == "relu") return Activation::ReLU;
   if (activation == "leaky_relu") return Activation::LeakyReLU;
-  TORCH_CHECK_VALUE(false, "activation must be one of 'none', 'relu', 'leaky_relu', got '",
+  if (activation == "tanh") return Activation::Tanh;
+  TORCH_CHECK_VALUE(false, "activation must be one of 'none', 'relu', 'leaky_relu', 'tanh', got '",
                     std::string(activation), "'");
 }
 
+// input [N, C, *spatial] with optional [C] weight and bias (instance and batch norm alike).
 inline void check_instance_norm(const at::Tensor& input, const std::optional<at::Tensor>& weight,
                                 const std::optional<at::Tensor>& bias) {
   TORCH_CHECK_TYPE(at::isFloatingType(input.scalar_type()),
@@ -36,15 +38,21 @@ inline void check_instance_norm(const at::Tensor& input, const std::optional<at:
   }
 }
 
-inline void check_instance_norm_backward(const at::Tensor& grad_out, const at::Tensor& input,
-                                         const at::Tensor& mean, const at::Tensor& rstd) {
+// per_instance: statistics [N, C] (instance norm); else [C] (batch norm).
+inline void check_norm_backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& mean,
+                                const at::Tensor& rstd, bool per_instance) {
   TORCH_CHECK_VALUE(grad_out.sizes() == input.sizes(), "grad_out must have the shape of input ",
                     input.sizes(), ", got ", grad_out.sizes());
   TORCH_CHECK_TYPE(grad_out.scalar_type() == input.scalar_type(), "grad_out must have input's dtype ",
                    input.scalar_type(), ", got ", grad_out.scalar_type());
   for (const auto& [t, name] : {std::pair{&mean, "mean"}, std::pair{&rstd, "rstd"}}) {
-    TORCH_CHECK_VALUE(t->dim() == 2 && t->size(0) == input.size(0) && t->size(1) == input.size(1), name,
-                      " must have shape [N, C] = [", input.size(0), ", ", input.size(1), "], got ", t->sizes());
+    if (per_instance) {
+      TORCH_CHECK_VALUE(t->dim() == 2 && t->size(0) == input.size(0) && t->size(1) == input.size(1), name,
+                        " must have shape [N, C] = [", input.size(0), ", ", input.size(1), "], got ", t->sizes());
+    } else {
+      TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == input.size(1), name, " must have shape [C] = [",
+                        input.size(1), "], got ", t->sizes());
+    }
   }
 }
 

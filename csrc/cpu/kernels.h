@@ -61,7 +61,8 @@ struct NormArgs {
 };
 
 // Sums for the backward of one plane (or of one channel over some rows, channels last):
-// a = sum(g_z), b = sum(g_z * xhat), where g_z is the gradient through the activation.
+// a = sum(g_z), b = sum(g_z * xhat), where g_z is the gradient through the activation. The apply
+// kernels take the means instead: the sums divided by the number of values in the group.
 struct GradSums {
   double a;
   double b;
@@ -93,9 +94,9 @@ struct CpuKernels {
                            double mean, double rstd);
   GradSums (*norm_plane_grad_sums)(const NormArgs& args, const void* grad, int64_t plane,
                                    int64_t begin, int64_t end, double mean, double rstd);
-  // grad_x = rstd * weight * (g_z - sums.a / S - xhat * sums.b / S)
+  // grad_x = rstd * weight * (g_z - means.a - xhat * means.b)
   void (*norm_plane_grad_apply)(const NormArgs& args, const void* grad, void* grad_x, int64_t plane,
-                                int64_t begin, int64_t end, double mean, double rstd, GradSums sums);
+                                int64_t begin, int64_t end, double mean, double rstd, GradSums means);
 
   // ---- instance norm, channels last: rows [begin, end) of image n, all C channels at once ----
   // stats[c] for c < C.
@@ -106,7 +107,7 @@ struct CpuKernels {
   void (*norm_cl_grad_sums)(const NormArgs& args, const void* grad, int64_t n, int64_t begin, int64_t end,
                             const double* mean, const double* rstd, GradSums* sums);
   void (*norm_cl_grad_apply)(const NormArgs& args, const void* grad, void* grad_x, int64_t n, int64_t begin,
-                             int64_t end, const double* mean, const double* rstd, const GradSums* sums);
+                             int64_t end, const double* mean, const double* rstd, const GradSums* means);
 };
 
 // The kernels for the best instruction set this CPU supports, or the one named by the environment

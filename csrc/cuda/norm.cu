@@ -1,4 +1,8 @@
-// CUDA instance norm with a fused activation, forward and backward.
+// CUDA instance norm and batch norm (batch statistics) with a fused activation, forward and backward.
+//
+// Statistics are per "group": a plane (sample, channel) for instance norm, a channel over the batch
+// for batch norm; both reduce the same per-plane chunks and differ only in how the finalize kernels
+// merge them.
 //
 // Planes (sample, channel) are cut into chunks so that one large plane (batch 1, 256x256 and up)
 // occupies many blocks. Per chunk, statistics by two passes: the sum of x - pivot (the chunk's
@@ -109,24 +113,43 @@ __global__ void cl_stats_kernel(const T* __restrict__ x, acc_t<T>* __restrict__ 
   }
 }
 
-// One thread per plane: Chan's merge of its chunks, in chunk order.
+// Which planes a group holds: plane g (instance norm), or planes n * C + g for every n (batch norm).
+struct Groups {
+  int64_t N, C;
+  bool per_instance;
+  __host__ __device__ int64_t count() const { return per_instance ? N * C : C; }
+  __host__ __device__ int64_t planes_in_group() const { return per_instance ? 1 : N; }
+  __host__ __device__ int64_t plane(int64_t group, int64_t k) const { return per_instance ? group : k * C + group; }
+  __host__ __device__ int64_t of(int64_t plane, int64_t c) const { return per_instance ? plane : c; }
+};
+
+// One thread per group: Chan's merge of its planes' chunks, planes in order, chunks in order.
 template <typename A>
 __global__ void finalize_stats_kernel(const A* __restrict__ partial, A* __restrict__ mean, A* __restrict__ rstd,
-                                      int64_t planes, int64_t chunks, double eps) {
-  const int64_t plane = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (plane >= planes) return;
-  const A* p = partial + plane * chunks * 3;
-  MeanM2<A> st{p[0], p[1], p[2]};
-  for (int64_t j = 1; j < chunks; ++j) st = merge(st, MeanM2<A>{p[3 * j], p[3 * j + 1], p[3 * j + 2]});
-  mean[plane] = st.mean;
+                                      Groups groups, int64_t chunks, double eps) {
+  const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= groups.count()) return;
+  MeanM2<A> st{0, 0, 0};
+  for (int64_t k = 0; k < groups.planes_in_group(); ++k) {
+    const A* p = partial + groups.plane(g, k) * chunks * 3;
+    for (int64_t j = 0; j < chunks; ++j) st = merge(st, MeanM2<A>{p[3 * j], p[3 * j + 1], p[3 * j + 2]});
+  }
+  mean[g] = st.mean;
   const A var = st.m2 / st.count;
-  rstd[plane] = A(1) / sqrt((var > A(0) ? var : A(0)) + A(eps));
+  rstd[g] = A(1) / sqrt((var > A(0) ? var : A(0)) + A(eps));
 }
 
 struct Layout {
   int64_t S, C;
   bool channels_last;
-  __device__ void locate(int64_t i, int64_t& plane, int64_t& c) const {
+  Groups groups;
+  // The statistics group and channel of flat element i.
+  __device__ void locate(int64_t i, int64_t& group, int64_t& c) const {
+    int64_t plane;
+    locate_plane(i, plane, c);
+    group = groups.of(plane, c);
+  }
+  __device__ void locate_plane(int64_t i, int64_t& plane, int64_t& c) const {
     if (channels_last) {
       c = i % C;
       plane = (i / (S * C)) * C + c;
@@ -149,9 +172,9 @@ __global__ void apply_kernel(const T* __restrict__ x, T* __restrict__ y, const a
                              acc_t<T> slope) {
   using A = acc_t<T>;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t plane, c;
-    layout.locate(i, plane, c);
-    const A z = (A(x[i]) - mean[plane]) * rstd[plane] * param_or(weight, c, A(1)) + param_or(bias, c, A(0));
+    int64_t group, c;
+    layout.locate(i, group, c);
+    const A z = (A(x[i]) - mean[group]) * rstd[group] * param_or(weight, c, A(1)) + param_or(bias, c, A(0));
     y[i] = static_cast<T>(activate(z, act, slope));
   }
 }
@@ -172,12 +195,12 @@ __global__ void plane_grad_sums_kernel(const T* __restrict__ x, const T* __restr
                                        const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
                                        const acc_t<T>* __restrict__ weight, const acc_t<T>* __restrict__ bias,
                                        acc_t<T>* __restrict__ partial, int64_t S, int64_t C, int64_t chunks,
-                                       Activation act, acc_t<T> slope) {
+                                       Groups groups, Activation act, acc_t<T> slope) {
   using A = acc_t<T>;
   __shared__ A shared[kThreads];
   const int64_t plane = blockIdx.x / chunks, chunk = blockIdx.x % chunks, c = plane % C;
-  const int64_t begin = chunk * kChunk, end = vk_min<int64_t>(S, begin + kChunk);
-  const A m = mean[plane], r = rstd[plane], w = param_or(weight, c, A(1)), b = param_or(bias, c, A(0));
+  const int64_t begin = chunk * kChunk, end = vk_min<int64_t>(S, begin + kChunk), grp = groups.of(plane, c);
+  const A m = mean[grp], r = rstd[grp], w = param_or(weight, c, A(1)), b = param_or(bias, c, A(0));
   A sum_a = 0, sum_b = 0;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     A gz, xhat;
@@ -198,7 +221,7 @@ __global__ void cl_grad_sums_kernel(const T* __restrict__ x, const T* __restrict
                                     const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
                                     const acc_t<T>* __restrict__ weight, const acc_t<T>* __restrict__ bias,
                                     acc_t<T>* __restrict__ partial, int64_t S, int64_t C, int64_t chunks,
-                                    Activation act, acc_t<T> slope) {
+                                    Groups groups, Activation act, acc_t<T> slope) {
   using A = acc_t<T>;
   __shared__ A shared[kTileR][kTileC + 1];
   const int64_t chunk = blockIdx.x, n = blockIdx.y, c = int64_t(blockIdx.z) * kTileC + threadIdx.x;
@@ -206,7 +229,8 @@ __global__ void cl_grad_sums_kernel(const T* __restrict__ x, const T* __restrict
   const bool valid = c < C;
   A sum_a = 0, sum_b = 0;
   if (valid) {
-    const A m = mean[n * C + c], r = rstd[n * C + c], w = param_or(weight, c, A(1)), b = param_or(bias, c, A(0));
+    const int64_t grp = groups.of(n * C + c, c);
+    const A m = mean[grp], r = rstd[grp], w = param_or(weight, c, A(1)), b = param_or(bias, c, A(0));
     const int64_t base = n * S * C + c;
     for (int64_t row = begin + threadIdx.y; row < end; row += kTileR) {
       A gz, xhat;
@@ -223,7 +247,7 @@ __global__ void cl_grad_sums_kernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
-// One thread per plane: its chunks' sums added in order, as means (divided by S).
+// One thread per plane: its chunks' sums added in order.
 template <typename A>
 __global__ void finalize_grad_sums_kernel(const A* __restrict__ partial, A* __restrict__ sums, int64_t planes,
                                           int64_t chunks) {
@@ -236,6 +260,22 @@ __global__ void finalize_grad_sums_kernel(const A* __restrict__ partial, A* __re
   }
   sums[plane * 2] = a;
   sums[plane * 2 + 1] = b;
+}
+
+// One thread per group: the sums of its planes, in order, divided by the number of values.
+template <typename A>
+__global__ void group_means_kernel(const A* __restrict__ plane_sums, A* __restrict__ means, Groups groups,
+                                   int64_t S) {
+  const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= groups.count()) return;
+  A a = 0, b = 0;
+  for (int64_t k = 0; k < groups.planes_in_group(); ++k) {
+    a += plane_sums[groups.plane(g, k) * 2];
+    b += plane_sums[groups.plane(g, k) * 2 + 1];
+  }
+  const A count = A(S * groups.planes_in_group());
+  means[g * 2] = a / count;
+  means[g * 2 + 1] = b / count;
 }
 
 // One thread per channel: weight and bias gradients, the batch added in order.
@@ -257,17 +297,16 @@ template <typename T>
 __global__ void grad_apply_kernel(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ gx,
                                   const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
                                   const acc_t<T>* __restrict__ weight, const acc_t<T>* __restrict__ bias,
-                                  const acc_t<T>* __restrict__ sums, Layout layout, int64_t total, Activation act,
+                                  const acc_t<T>* __restrict__ means, Layout layout, int64_t total, Activation act,
                                   acc_t<T> slope) {
   using A = acc_t<T>;
-  const A inv_s = A(1) / A(layout.S);
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t plane, c;
-    layout.locate(i, plane, c);
+    int64_t group, c;
+    layout.locate(i, group, c);
     const A w = param_or(weight, c, A(1));
     A gz, xhat;
-    grad_terms(A(x[i]), A(g[i]), mean[plane], rstd[plane], w, param_or(bias, c, A(0)), act, slope, gz, xhat);
-    gx[i] = static_cast<T>(rstd[plane] * w * (gz - sums[plane * 2] * inv_s - xhat * (sums[plane * 2 + 1] * inv_s)));
+    grad_terms(A(x[i]), A(g[i]), mean[group], rstd[group], w, param_or(bias, c, A(0)), act, slope, gz, xhat);
+    gx[i] = static_cast<T>(rstd[group] * w * (gz - means[group * 2] - xhat * means[group * 2 + 1]));
   }
 }
 
@@ -280,18 +319,27 @@ at::Tensor kernel_layout(const at::Tensor& t, bool channels_last) {
 struct Problem {
   int64_t N, C, S;
   bool channels_last;
+  Groups groups;
   at::Tensor x, weight, bias;  // x in kernel layout; weight, bias in acc dtype or undefined
 
-  Problem(const at::Tensor& input, const std::optional<at::Tensor>& w, const std::optional<at::Tensor>& b)
-      : N(input.size(0)), C(input.size(1)), S(1), channels_last(is_channels_last_layout(input)) {
+  Problem(const at::Tensor& input, const std::optional<at::Tensor>& w, const std::optional<at::Tensor>& b,
+          bool per_instance)
+      : N(input.size(0)), C(input.size(1)), S(1), channels_last(is_channels_last_layout(input)),
+        groups{input.size(0), input.size(1), per_instance} {
     for (int64_t d = 2; d < input.dim(); ++d) S *= input.size(d);
     x = kernel_layout(input, channels_last);
     const auto acc = acc_dtype(input.scalar_type());
     if (w.has_value() && w->defined()) weight = w->to(acc).contiguous();
     if (b.has_value() && b->defined()) bias = b->to(acc).contiguous();
+    TORCH_CHECK_VALUE(!channels_last || (N <= 65535 && (C + kTileC - 1) / kTileC <= 65535),
+                      "normalization on CUDA, channels last: N and C / 32 must be at most 65535, got ", N, " and ", C);
   }
+  bool empty() const { return N * C == 0 || S == 0; }
   int64_t chunks() const { return (S + (channels_last ? kRowChunk : kChunk) - 1) / (channels_last ? kRowChunk : kChunk); }
-  Layout layout() const { return {S, C, channels_last}; }
+  Layout layout() const { return {S, C, channels_last, groups}; }
+  std::vector<int64_t> stats_shape() const {
+    return groups.per_instance ? std::vector<int64_t>{N, C} : std::vector<int64_t>{C};
+  }
   template <typename A>
   const A* weight_ptr() const { return weight.defined() ? weight.const_data_ptr<A>() : nullptr; }
   template <typename A>
@@ -299,35 +347,29 @@ struct Problem {
   dim3 cl_grid() const {
     return dim3(static_cast<unsigned>(chunks()), static_cast<unsigned>(N), static_cast<unsigned>((C + kTileC - 1) / kTileC));
   }
-  void check_grid() const {
-    TORCH_CHECK_VALUE(!channels_last || (N <= 65535 && (C + kTileC - 1) / kTileC <= 65535),
-                      "instance_norm on CUDA, channels last: N and C / 32 must be at most 65535, got ", N, " and ", C);
-  }
 };
 
 #define VK_DISPATCH_FLOATS(dtype, name, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, __VA_ARGS__)
 
-}  // namespace
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm(const at::Tensor& input,
-                                                             const std::optional<at::Tensor>& weight,
-                                                             const std::optional<at::Tensor>& bias, double eps,
-                                                             c10::string_view activation, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(const at::Tensor& input,
+                                                            const std::optional<at::Tensor>& weight,
+                                                            const std::optional<at::Tensor>& bias, double eps,
+                                                            c10::string_view activation, double negative_slope,
+                                                            bool per_instance) {
   check_instance_norm(input, weight, bias);
   const Activation act = parse_activation(activation);
   const c10::cuda::CUDAGuard guard(input.device());
-  Problem p(input, weight, bias);
-  p.check_grid();
+  Problem p(input, weight, bias, per_instance);
   at::Tensor y = at::empty_like(p.x);
   const auto acc = acc_dtype(input.scalar_type());
-  at::Tensor mean = at::zeros({p.N, p.C}, input.options().dtype(acc));
-  at::Tensor rstd = at::full({p.N, p.C}, 1.0 / std::sqrt(eps), input.options().dtype(acc));
+  at::Tensor mean = at::zeros(p.stats_shape(), input.options().dtype(acc));
+  at::Tensor rstd = at::full(p.stats_shape(), 1.0 / std::sqrt(eps), input.options().dtype(acc));
+  if (p.empty()) return {y, mean, rstd};
   const int64_t planes = p.N * p.C, chunks = p.chunks();
-  if (planes == 0 || p.S == 0) return {y, mean, rstd};
   const auto stream = c10::cuda::getCurrentCUDAStream();
   at::Tensor partial = at::empty({planes, chunks, 3}, input.options().dtype(acc));
-  VK_DISPATCH_FLOATS(input.scalar_type(), "vision_kernels::instance_norm", [&] {
+  VK_DISPATCH_FLOATS(input.scalar_type(), "vision_kernels::norm_forward", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = p.x.const_data_ptr<scalar_t>();
     if (p.channels_last) {
@@ -338,8 +380,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm(const at::Tensor& i
           x, partial.mutable_data_ptr<A>(), p.S, chunks);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    finalize_stats_kernel<A><<<blocks_for(planes), kThreads, 0, stream>>>(
-        partial.const_data_ptr<A>(), mean.mutable_data_ptr<A>(), rstd.mutable_data_ptr<A>(), planes, chunks, eps);
+    finalize_stats_kernel<A><<<blocks_for(p.groups.count()), kThreads, 0, stream>>>(
+        partial.const_data_ptr<A>(), mean.mutable_data_ptr<A>(), rstd.mutable_data_ptr<A>(), p.groups, chunks, eps);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     apply_kernel<scalar_t><<<blocks_for(y.numel()), kThreads, 0, stream>>>(
         x, y.mutable_data_ptr<scalar_t>(), mean.const_data_ptr<A>(), rstd.const_data_ptr<A>(), p.weight_ptr<A>(),
@@ -349,52 +391,55 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm(const at::Tensor& i
   return {y, mean, rstd};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_backward(
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     const at::Tensor& grad_out, const at::Tensor& input, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& rstd,
-    c10::string_view activation, double negative_slope) {
+    c10::string_view activation, double negative_slope, bool per_instance) {
   check_instance_norm(input, weight, bias);
-  check_instance_norm_backward(grad_out, input, mean, rstd);
+  check_norm_backward(grad_out, input, mean, rstd, per_instance);
   const Activation act = parse_activation(activation);
   const c10::cuda::CUDAGuard guard(input.device());
-  Problem p(input, weight, bias);
-  p.check_grid();
+  Problem p(input, weight, bias, per_instance);
   const at::Tensor g = kernel_layout(grad_out, p.channels_last);
   at::Tensor grad_x = at::empty_like(p.x);
   const auto acc = acc_dtype(input.scalar_type());
   const int64_t planes = p.N * p.C, chunks = p.chunks();
-  at::Tensor sums = at::zeros({planes, 2}, input.options().dtype(acc));
+  at::Tensor plane_sums = at::zeros({planes, 2}, input.options().dtype(acc));
+  at::Tensor means = at::zeros({p.groups.count(), 2}, input.options().dtype(acc));
   at::Tensor grad_w = at::empty({p.C}, input.options().dtype(acc)), grad_b = at::empty({p.C}, input.options().dtype(acc));
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const at::Tensor m = mean.to(acc).contiguous(), r = rstd.to(acc).contiguous();
-  VK_DISPATCH_FLOATS(input.scalar_type(), "vision_kernels::instance_norm_backward", [&] {
+  VK_DISPATCH_FLOATS(input.scalar_type(), "vision_kernels::norm_backward", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = p.x.const_data_ptr<scalar_t>();
     const scalar_t* gp = g.const_data_ptr<scalar_t>();
     const A slope = static_cast<A>(negative_slope);
-    if (planes > 0 && p.S > 0) {
+    if (!p.empty()) {
       at::Tensor partial = at::empty({planes, chunks, 2}, input.options().dtype(acc));
       if (p.channels_last) {
         cl_grad_sums_kernel<scalar_t><<<p.cl_grid(), dim3(kTileC, kTileR), 0, stream>>>(
             x, gp, m.const_data_ptr<A>(), r.const_data_ptr<A>(), p.weight_ptr<A>(), p.bias_ptr<A>(),
-            partial.mutable_data_ptr<A>(), p.S, p.C, chunks, act, slope);
+            partial.mutable_data_ptr<A>(), p.S, p.C, chunks, p.groups, act, slope);
       } else {
         plane_grad_sums_kernel<scalar_t><<<static_cast<unsigned>(planes * chunks), kThreads, 0, stream>>>(
             x, gp, m.const_data_ptr<A>(), r.const_data_ptr<A>(), p.weight_ptr<A>(), p.bias_ptr<A>(),
-            partial.mutable_data_ptr<A>(), p.S, p.C, chunks, act, slope);
+            partial.mutable_data_ptr<A>(), p.S, p.C, chunks, p.groups, act, slope);
       }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       finalize_grad_sums_kernel<A><<<blocks_for(planes), kThreads, 0, stream>>>(
-          partial.const_data_ptr<A>(), sums.mutable_data_ptr<A>(), planes, chunks);
+          partial.const_data_ptr<A>(), plane_sums.mutable_data_ptr<A>(), planes, chunks);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      group_means_kernel<A><<<blocks_for(p.groups.count()), kThreads, 0, stream>>>(
+          plane_sums.const_data_ptr<A>(), means.mutable_data_ptr<A>(), p.groups, p.S);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       grad_apply_kernel<scalar_t><<<blocks_for(grad_x.numel()), kThreads, 0, stream>>>(
           x, gp, grad_x.mutable_data_ptr<scalar_t>(), m.const_data_ptr<A>(), r.const_data_ptr<A>(),
-          p.weight_ptr<A>(), p.bias_ptr<A>(), sums.const_data_ptr<A>(), p.layout(), grad_x.numel(), act, slope);
+          p.weight_ptr<A>(), p.bias_ptr<A>(), means.const_data_ptr<A>(), p.layout(), grad_x.numel(), act, slope);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     if (p.C > 0) {
       param_grads_kernel<A><<<blocks_for(p.C), kThreads, 0, stream>>>(
-          sums.const_data_ptr<A>(), grad_w.mutable_data_ptr<A>(), grad_b.mutable_data_ptr<A>(), p.N, p.C);
+          plane_sums.const_data_ptr<A>(), grad_w.mutable_data_ptr<A>(), grad_b.mutable_data_ptr<A>(), p.N, p.C);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
   });
@@ -402,6 +447,36 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_backward(
     return param.has_value() && param->defined() ? grad.to(param->scalar_type()) : at::empty({0}, input.options());
   };
   return {grad_x, param_grad(weight, grad_w), param_grad(bias, grad_b)};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm(const at::Tensor& input,
+                                                             const std::optional<at::Tensor>& weight,
+                                                             const std::optional<at::Tensor>& bias, double eps,
+                                                             c10::string_view activation, double negative_slope) {
+  return norm_forward(input, weight, bias, eps, activation, negative_slope, /*per_instance=*/true);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_backward(
+    const at::Tensor& grad_out, const at::Tensor& input, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& rstd,
+    c10::string_view activation, double negative_slope) {
+  return norm_backward(grad_out, input, weight, bias, mean, rstd, activation, negative_slope, true);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act(const at::Tensor& input,
+                                                              const std::optional<at::Tensor>& weight,
+                                                              const std::optional<at::Tensor>& bias, double eps,
+                                                              c10::string_view activation, double negative_slope) {
+  return norm_forward(input, weight, bias, eps, activation, negative_slope, /*per_instance=*/false);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward(
+    const at::Tensor& grad_out, const at::Tensor& input, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& rstd,
+    c10::string_view activation, double negative_slope) {
+  return norm_backward(grad_out, input, weight, bias, mean, rstd, activation, negative_slope, false);
 }
 
 }  // namespace vision_kernels::cuda

@@ -12,4 +12,6 @@ TORCH_LIBRARY_IMPL(vision_kernels, CUDA, m) {
   m.impl("batched_nms", &cuda::batched_nms);
   m.impl("instance_norm", &cuda::instance_norm);
   m.impl("instance_norm_backward", &cuda::instance_norm_backward);
+  m.impl("batch_norm_act", &cuda::batch_norm_act);
+  m.impl("batch_norm_act_backward", &cuda::batch_norm_act_backward);
 }

@@ -32,14 +32,14 @@ void norm_plane_apply(const NormArgs& args, void* y, int64_t plane, int64_t begi
 GradSums norm_plane_grad_sums(const NormArgs& args, const void* grad, int64_t plane, int64_t begin, int64_t end,
                               double mean, double rstd);
 void norm_plane_grad_apply(const NormArgs& args, const void* grad, void* grad_x, int64_t plane, int64_t begin,
-                           int64_t end, double mean, double rstd, GradSums sums);
+                           int64_t end, double mean, double rstd, GradSums means);
 void norm_cl_stats(const NormArgs& args, int64_t n, int64_t begin, int64_t end, MeanM2<double>* stats);
 void norm_cl_apply(const NormArgs& args, void* y, int64_t n, int64_t begin, int64_t end, const double* mean,
                    const double* rstd);
 void norm_cl_grad_sums(const NormArgs& args, const void* grad, int64_t n, int64_t begin, int64_t end,
                        const double* mean, const double* rstd, GradSums* sums);
 void norm_cl_grad_apply(const NormArgs& args, const void* grad, void* grad_x, int64_t n, int64_t begin,
-                        int64_t end, const double* mean, const double* rstd, const GradSums* sums);
+                        int64_t end, const double* mean, const double* rstd, const GradSums* means);
 
 // Calls f(scalar_t{}) for the four floating dtypes.
 template <typename F>

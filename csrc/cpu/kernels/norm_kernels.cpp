@@ -31,6 +31,7 @@ void dispatch_activation(Activation act, F&& f) {
   switch (act) {
     case Activation::ReLU: return f(std::integral_constant<Activation, Activation::ReLU>{});
     case Activation::LeakyReLU: return f(std::integral_constant<Activation, Activation::LeakyReLU>{});
+    case Activation::Tanh: return f(std::integral_constant<Activation, Activation::Tanh>{});
     default: return f(std::integral_constant<Activation, Activation::None>{});
   }
 }
@@ -163,15 +164,14 @@ GradSums norm_plane_grad_sums(const NormArgs& args, const void* grad_ptr, int64_
 }
 
 void norm_plane_grad_apply(const NormArgs& args, const void* grad_ptr, void* grad_x_ptr, int64_t plane,
-                           int64_t begin, int64_t end, double mean, double rstd, GradSums sums) {
+                           int64_t begin, int64_t end, double mean, double rstd, GradSums means) {
   dispatch_norm(args, [&](auto t_tag, auto a_tag, auto act) {
     using T = decltype(t_tag);
     using A = decltype(a_tag);
     const PlaneGrad<T, A, decltype(act)::value> pg(args, grad_ptr, plane, mean, rstd);
     T* __restrict__ gx = static_cast<T*>(grad_x_ptr) + plane * args.plane_size;
     const A k = pg.r * pg.w;
-    const A mean_a = A(sums.a / static_cast<double>(args.plane_size));
-    const A mean_b = A(sums.b / static_cast<double>(args.plane_size));
+    const A mean_a = A(means.a), mean_b = A(means.b);
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) {
       A gz, xhat;
@@ -295,7 +295,7 @@ void norm_cl_grad_sums(const NormArgs& args, const void* grad_ptr, int64_t n, in
 }
 
 void norm_cl_grad_apply(const NormArgs& args, const void* grad_ptr, void* grad_x_ptr, int64_t n, int64_t begin,
-                        int64_t end, const double* mean, const double* rstd, const GradSums* sums) {
+                        int64_t end, const double* mean, const double* rstd, const GradSums* means) {
   dispatch_norm(args, [&](auto t_tag, auto a_tag, auto act) {
     using T = decltype(t_tag);
     using A = decltype(a_tag);
@@ -305,8 +305,8 @@ void norm_cl_grad_apply(const NormArgs& args, const void* grad_ptr, void* grad_x
     std::vector<A> k(C), mean_a(C), mean_b(C);
     for (int64_t c = 0; c < C; ++c) {
       k[c] = terms.rstd[c] * terms.weight[c];
-      mean_a[c] = A(sums[c].a / static_cast<double>(args.plane_size));
-      mean_b[c] = A(sums[c].b / static_cast<double>(args.plane_size));
+      mean_a[c] = A(means[c].a);
+      mean_b[c] = A(means[c].b);
     }
     const T* x = static_cast<const T*>(args.x) + offset;
     const T* g = static_cast<const T*>(grad_ptr) + offset;
