@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from vision_kernels.triton import box_convert, box_iou, instance_norm as inorm, nms
+    from vision_kernels.triton import box_convert, box_iou, nms, norm as inorm
 
     def compile_all(capability):
         target = GPUTarget("cuda", capability, 32)

@@ -41,7 +41,8 @@ TRITON_MODULES: dict[str, str] = {
     "box_convert": "vision_kernels.triton.box_convert",
     "nms": "vision_kernels.triton.nms",
     "batched_nms": "vision_kernels.triton.nms",
-    "instance_norm": "vision_kernels.triton.instance_norm",
+    "instance_norm": "vision_kernels.triton.norm",
+    "batch_norm_act": "vision_kernels.triton.norm",
 }
 
 

@@ -80,9 +80,14 @@ def register_convert_autograd(op: str) -> None:
     torch.library.register_autograd(op, backward, setup_context=setup)
 
 
-def register_instance_norm_autograd(op: str, backward_op: Callable[..., tuple[Tensor, Tensor, Tensor]]) -> None:
-    """(out, mean, rstd) = op(input, weight, bias, eps, activation, negative_slope); the statistics
-    are outputs for the backward, not differentiable."""
+def register_norm_autograd(
+    op: str,
+    backward_op: Callable[..., tuple[Tensor, Tensor, Tensor]],
+    reference_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = reference.instance_norm,
+) -> None:
+    """(out, mean, rstd) = op(input, weight, bias, eps, activation, negative_slope) for instance or
+    batch norm (`reference_fn` the matching reference); the statistics are outputs for the
+    backward, not differentiable."""
 
     def setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
         input, weight, bias, eps, activation, negative_slope = inputs
@@ -99,7 +104,7 @@ def register_instance_norm_autograd(op: str, backward_op: Callable[..., tuple[Te
             def out_of(x: Tensor, *p: Tensor) -> Tensor:
                 w = p[0] if weight is not None else None
                 b = p[-1] if bias is not None else None
-                return reference.instance_norm(x, w, b, ctx.eps, ctx.activation, ctx.negative_slope)[0]
+                return reference_fn(x, w, b, ctx.eps, ctx.activation, ctx.negative_slope)[0]
 
             _, vjp = torch.func.vjp(out_of, input, *params)
             grads = list(vjp(grad))

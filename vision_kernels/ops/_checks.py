@@ -105,11 +105,12 @@ def check_batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold
 
 
 ACTIVATIONS = ("none", "relu", "leaky_relu")
+ACTIVATIONS_WITH_TANH = (*ACTIVATIONS, "tanh")
 
 
-def check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(repr(a) for a in ACTIVATIONS)}, got {activation!r}")
+def check_activation(activation: str, allowed: tuple[str, ...] = ACTIVATIONS) -> None:
+    if activation not in allowed:
+        raise ValueError(f"activation must be one of {', '.join(repr(a) for a in allowed)}, got {activation!r}")
 
 
 def check_instance_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> None:

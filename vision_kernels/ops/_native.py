@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vision_kernels import reference
 from vision_kernels.ops import _checks
 from vision_kernels.ops._autograd import (
     register_aligned_autograd,
     register_convert_autograd,
-    register_instance_norm_autograd,
+    register_norm_autograd,
     register_pairwise_autograd,
 )
 
@@ -105,4 +106,27 @@ def _instance_norm_backward_fake(grad_out, input, weight, bias, mean, rstd, acti
     return instance_norm_output_like(input), param_grad(weight), param_grad(bias)
 
 
-register_instance_norm_autograd("vision_kernels::instance_norm", torch.ops.vision_kernels.instance_norm_backward)
+register_norm_autograd("vision_kernels::instance_norm", torch.ops.vision_kernels.instance_norm_backward)
+
+
+@torch.library.register_fake("vision_kernels::batch_norm_act")
+def _batch_norm_act_fake(input, weight, bias, eps, activation, negative_slope):
+    _checks.check_instance_norm(input, weight, bias)
+    _checks.check_activation(activation, allowed=_checks.ACTIVATIONS_WITH_TANH)
+    stats_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    c = input.shape[1]
+    return (
+        instance_norm_output_like(input),
+        input.new_empty((c,), dtype=stats_dtype),
+        input.new_empty((c,), dtype=stats_dtype),
+    )
+
+
+@torch.library.register_fake("vision_kernels::batch_norm_act_backward")
+def _batch_norm_act_backward_fake(grad_out, input, weight, bias, mean, rstd, activation, negative_slope):
+    return _instance_norm_backward_fake(grad_out, input, weight, bias, mean, rstd, activation, negative_slope)
+
+
+register_norm_autograd(
+    "vision_kernels::batch_norm_act", torch.ops.vision_kernels.batch_norm_act_backward, reference.batch_norm_act
+)

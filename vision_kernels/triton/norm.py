@@ -1,4 +1,5 @@
-"""Triton instance norm with a fused activation, forward and backward.
+"""Triton instance norm and batch norm (batch statistics) with a fused activation, forward and
+backward. Both reduce the same per-plane chunks; batch norm merges a channel's planes too.
 
 Each (sample, channel) plane is cut into chunks of CHUNK elements, so that one large plane (batch
 1 at 256x256 and up) spreads over many programs. Per chunk, statistics by two passes: the sum of
@@ -20,8 +21,9 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op
 
+from vision_kernels import reference
 from vision_kernels.ops import _checks
-from vision_kernels.ops._autograd import register_instance_norm_autograd
+from vision_kernels.ops._autograd import register_norm_autograd
 from vision_kernels.triton._common import div, launch, load_acc
 
 _ACTIVATION_ID = {"none": 0, "relu": 1, "leaky_relu": 2}
@@ -340,6 +342,10 @@ class _Problem:
         self.slope = torch.full((1,), negative_slope, dtype=self.acc, device=input.device)
         self.act = _ACTIVATION_ID[activation]
 
+    def per_plane(self, stats: Tensor, per_instance: bool) -> Tensor:
+        """Group statistics ([N * C, ...] or per channel [C, ...]) as one row per plane n * C + c."""
+        return stats.contiguous() if per_instance else stats.repeat(self.n, *([1] * (stats.dim() - 1)))
+
     def like_x(self, t: Tensor) -> Tensor:
         """`t` (shaped like the input) in the layout of self.x."""
         return t.movedim(1, -1).contiguous().movedim(-1, 1) if self.channels_last else t.contiguous()
@@ -388,33 +394,41 @@ class _Problem:
         return partial
 
 
-@triton_op("vision_kernels::instance_norm_triton", mutates_args=(), schema=FORWARD_SCHEMA)
-def instance_norm_triton(
-    input: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, activation: str, negative_slope: float
+def _forward(
+    input: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+    activation: str,
+    negative_slope: float,
+    per_instance: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     _checks.check_instance_norm(input, weight, bias)
-    _checks.check_activation(activation)
+    _checks.check_activation(activation, allowed=_checks.ACTIVATIONS_WITH_TANH)
     p = _Problem(input, weight, bias, activation, negative_slope)
     y = torch.empty_like(p.x)
+    stats_shape = (p.n, p.c) if per_instance else (p.c,)
     if p.n * p.c == 0 or p.s == 0:
-        mean = torch.zeros((p.n, p.c), dtype=p.acc, device=input.device)
+        mean = torch.zeros(stats_shape, dtype=p.acc, device=input.device)
         return y, mean, torch.full_like(mean, eps**-0.5)
-    partial = p.reduce(_plane_stats_kernel, _cl_stats_kernel, (p.x,), 3).double()
-    # Chan's merge of the chunks, exact: mean = sum(n_j mean_j) / n, M2 = sum(M2_j + n_j (mean_j - mean)^2).
+    partial = p.reduce(_plane_stats_kernel, _cl_stats_kernel, (p.x,), 3).double()  # [N * C, chunks, 3]
+    if not per_instance:  # a channel's group: its planes n = 0..N-1 in order, each plane's chunks in order
+        partial = partial.view(p.n, p.c, -1, 3).transpose(0, 1).reshape(p.c, -1, 3)
+    # Chan's merge, exact: mean = sum(n_j mean_j) / n, M2 = sum(M2_j + n_j (mean_j - mean)^2).
     counts, means, m2s = partial.unbind(-1)
     total = counts.sum(1)
     mean = (counts * means).sum(1) / total
     m2 = (m2s + counts * (means - mean[:, None]) ** 2).sum(1)
     rstd = torch.rsqrt((m2 / total).clamp(min=0) + eps)
-    mean, rstd = mean.to(p.acc).view(p.n, p.c), rstd.to(p.acc).view(p.n, p.c)
+    mean, rstd = mean.to(p.acc), rstd.to(p.acc)
     w, b = p.params()
     launch(
         _apply_kernel,
         (triton.cdiv(y.numel(), _BLOCK),),
         p.x,
         y,
-        mean,
-        rstd,
+        p.per_plane(mean, per_instance),
+        p.per_plane(rstd, per_instance),
         w,
         b,
         p.slope,
@@ -428,7 +442,70 @@ def instance_norm_triton(
         FP64=p.fp64,
         BLOCK=_BLOCK,
     )
-    return y, mean, rstd
+    return y, mean.view(stats_shape), rstd.view(stats_shape)
+
+
+def _backward(
+    grad_out: Tensor,
+    input: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    mean: Tensor,
+    rstd: Tensor,
+    activation: str,
+    negative_slope: float,
+    per_instance: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    _checks.check_instance_norm(input, weight, bias)
+    p = _Problem(input, weight, bias, activation, negative_slope)
+    g = p.like_x(grad_out)
+    grad_x = torch.empty_like(p.x)
+    mean_planes = p.per_plane(mean.to(p.acc).reshape(-1), per_instance)
+    rstd_planes = p.per_plane(rstd.to(p.acc).reshape(-1), per_instance)
+    w, b = p.params()
+    meta = dict(HAS_W=p.weight is not None, HAS_B=p.bias is not None, ACT=p.act)
+    if p.n * p.c > 0 and p.s > 0:
+        partial = p.reduce(
+            _plane_grad_sums_kernel, _cl_grad_sums_kernel, (p.x, g, mean_planes, rstd_planes, w, b, p.slope), 2, **meta
+        )
+        plane_sums = partial.double().sum(1)  # [N * C, 2], chunks added in order
+    else:
+        plane_sums = torch.zeros((p.n * p.c, 2), dtype=torch.float64, device=input.device)
+    channel_sums = plane_sums.view(p.n, p.c, 2).sum(0)  # the batch added in order
+    group_sums, count = (plane_sums, p.s) if per_instance else (channel_sums, p.n * p.s)
+    if grad_x.numel() > 0:
+        means = p.per_plane((group_sums / count).to(p.acc), per_instance)
+        launch(
+            _grad_apply_kernel,
+            (triton.cdiv(grad_x.numel(), _BLOCK),),
+            p.x,
+            g,
+            grad_x,
+            mean_planes,
+            rstd_planes,
+            w,
+            b,
+            p.slope,
+            means[:, 0].contiguous(),
+            means[:, 1].contiguous(),
+            p.s,
+            p.c,
+            grad_x.numel(),
+            CL=p.channels_last,
+            FP64=p.fp64,
+            BLOCK=_BLOCK,
+            **meta,
+        )
+    grad_w = channel_sums[:, 1].to(weight.dtype, copy=True) if weight is not None else input.new_empty((0,))
+    grad_b = channel_sums[:, 0].to(bias.dtype, copy=True) if bias is not None else input.new_empty((0,))
+    return grad_x, grad_w, grad_b
+
+
+@triton_op("vision_kernels::instance_norm_triton", mutates_args=(), schema=FORWARD_SCHEMA)
+def instance_norm_triton(
+    input: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, activation: str, negative_slope: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _forward(input, weight, bias, eps, activation, negative_slope, per_instance=True)
 
 
 @triton_op("vision_kernels::instance_norm_backward_triton", mutates_args=(), schema=BACKWARD_SCHEMA)
@@ -442,50 +519,33 @@ def instance_norm_backward_triton(
     activation: str,
     negative_slope: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    _checks.check_instance_norm(input, weight, bias)
-    p = _Problem(input, weight, bias, activation, negative_slope)
-    g = p.like_x(grad_out)
-    grad_x = torch.empty_like(p.x)
-    mean_acc, rstd_acc = mean.to(p.acc).contiguous(), rstd.to(p.acc).contiguous()
-    w, b = p.params()
-    meta = dict(HAS_W=p.weight is not None, HAS_B=p.bias is not None, ACT=p.act)
-    if p.n * p.c > 0 and p.s > 0:
-        partial = p.reduce(
-            _plane_grad_sums_kernel, _cl_grad_sums_kernel, (p.x, g, mean_acc, rstd_acc, w, b, p.slope), 2, **meta
-        )
-        sums = partial.double().sum(1)  # [N * C, 2], chunks added in order
-    else:
-        sums = torch.zeros((p.n * p.c, 2), dtype=torch.float64, device=input.device)
-    if grad_x.numel() > 0:
-        mean_a = (sums[:, 0] / p.s).to(p.acc)
-        mean_b = (sums[:, 1] / p.s).to(p.acc)
-        launch(
-            _grad_apply_kernel,
-            (triton.cdiv(grad_x.numel(), _BLOCK),),
-            p.x,
-            g,
-            grad_x,
-            mean_acc,
-            rstd_acc,
-            w,
-            b,
-            p.slope,
-            mean_a,
-            mean_b,
-            p.s,
-            p.c,
-            grad_x.numel(),
-            CL=p.channels_last,
-            FP64=p.fp64,
-            BLOCK=_BLOCK,
-            **meta,
-        )
-    per_sample = sums.view(p.n, p.c, 2).sum(0)  # the batch added in order
-    grad_w = per_sample[:, 1].to(weight.dtype, copy=True) if weight is not None else input.new_empty((0,))
-    grad_b = per_sample[:, 0].to(bias.dtype, copy=True) if bias is not None else input.new_empty((0,))
-    return grad_x, grad_w, grad_b
+    return _backward(grad_out, input, weight, bias, mean, rstd, activation, negative_slope, per_instance=True)
 
 
-register_instance_norm_autograd(
-    "vision_kernels::instance_norm_triton", torch.ops.vision_kernels.instance_norm_backward_triton
+@triton_op("vision_kernels::batch_norm_act_triton", mutates_args=(), schema=FORWARD_SCHEMA)
+def batch_norm_act_triton(
+    input: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, activation: str, negative_slope: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _forward(input, weight, bias, eps, activation, negative_slope, per_instance=False)
+
+
+@triton_op("vision_kernels::batch_norm_act_backward_triton", mutates_args=(), schema=BACKWARD_SCHEMA)
+def batch_norm_act_backward_triton(
+    grad_out: Tensor,
+    input: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    mean: Tensor,
+    rstd: Tensor,
+    activation: str,
+    negative_slope: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _backward(grad_out, input, weight, bias, mean, rstd, activation, negative_slope, per_instance=False)
+
+
+register_norm_autograd("vision_kernels::instance_norm_triton", torch.ops.vision_kernels.instance_norm_backward_triton)
+register_norm_autograd(
+    "vision_kernels::batch_norm_act_triton",
+    torch.ops.vision_kernels.batch_norm_act_backward_triton,
+    reference.batch_norm_act,
 )
