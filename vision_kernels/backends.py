@@ -43,7 +43,10 @@ TRITON_MODULES: dict[str, str] = {
     "batched_nms": "vision_kernels.triton.nms",
     "instance_norm": "vision_kernels.triton.norm",
     "batch_norm_act": "vision_kernels.triton.norm",
+    "conv_transpose_norm_act": "vision_kernels.triton.norm",
 }
+# Ops made of other ops: a backend runs them when it runs every part.
+COMPOSITE_OPS: dict[str, tuple[str, ...]] = {"conv_transpose_norm_act": ("batch_norm_act", "instance_norm")}
 
 
 def _check_name(name: str, source: str) -> str:
@@ -97,6 +100,10 @@ def unavailable_reason(backend: str, op: str, device_type: str) -> str | None:
     """Why `backend` cannot run `op` on `device_type` here, or None when it can."""
     if backend == "reference":
         return None
+    if op in COMPOSITE_OPS:
+        return next(
+            (r for part in COMPOSITE_OPS[op] if (r := unavailable_reason(backend, part, device_type)) is not None), None
+        )
     if backend == "native":
         if not _extension.STATUS.loaded:
             return _extension.STATUS.reason

@@ -1,5 +1,6 @@
 """Drop-in modules on vision_kernels' kernels, and fuse(model) that swaps them in."""
 
+from vision_kernels.nn.conv import ConvTransposeNormAct2d, FusedConvTranspose2d
 from vision_kernels.nn.fuse import fuse
 from vision_kernels.nn.instance_norm import (
     InstanceNorm1d,
@@ -11,6 +12,8 @@ from vision_kernels.nn.instance_norm import (
 )
 
 __all__ = [
+    "ConvTransposeNormAct2d",
+    "FusedConvTranspose2d",
     "InstanceNorm1d",
     "InstanceNorm2d",
     "InstanceNorm3d",

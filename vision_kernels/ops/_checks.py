@@ -155,3 +155,63 @@ def check_running_statistics(
 def is_channels_last_layout(t: Tensor) -> bool:
     """[N, C, *S] stored as [N, *S, C] (channels_last for 4-D, channels_last_3d for 5-D)."""
     return not t.is_contiguous() and t.movedim(1, -1).is_contiguous()
+
+
+def check_conv_transpose_norm_act(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    groups: int,
+    norm: str,
+    norm_weight: Tensor | None,
+    norm_bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    training: bool,
+    activation: str,
+) -> None:
+    check_tensor(input, "input")
+    check_tensor(weight, "weight")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"input must be a floating-point tensor (float16, bfloat16, float32 or float64), got {input.dtype}"
+        )
+    if input.dim() != 4:
+        raise ValueError(f"input must be [N, C_in, H, W], got {_shape(input)}")
+    if weight.dim() != 4:
+        raise ValueError(
+            f"weight must be [C_in, C_out / groups, kH, kW] (ConvTranspose2d's layout), got {_shape(weight)}"
+        )
+    if not isinstance(groups, int) or groups < 1 or input.shape[1] % groups or weight.shape[0] != input.shape[1]:
+        raise ValueError(
+            f"weight.shape[0] must equal input's C_in = {input.shape[1]}, divisible by groups = {groups}; "
+            f"got weight {_shape(weight)}"
+        )
+    check_same_device_dtype(input, "input", weight, "weight")
+    out_channels = weight.shape[1] * groups
+    for t, name in (
+        (bias, "bias"),
+        (norm_weight, "norm_weight"),
+        (norm_bias, "norm_bias"),
+        (running_mean, "running_mean"),
+        (running_var, "running_var"),
+    ):
+        if t is None:
+            continue
+        check_tensor(t, name)
+        if t.shape != (out_channels,):
+            raise ValueError(f"{name} must have shape [C_out] with C_out = {out_channels}, got {_shape(t)}")
+        if t.device != input.device:
+            raise ValueError(f"{name} and input must be on the same device, got {t.device} and {input.device}")
+    if norm not in ("batch", "instance", "none"):
+        raise ValueError(f"norm must be one of 'batch', 'instance', 'none', got {norm!r}")
+    check_activation(activation, allowed=("relu", "leaky_relu", "tanh", "none"))
+    if norm == "none" and any(t is not None for t in (norm_weight, norm_bias, running_mean, running_var)):
+        raise ValueError(
+            "norm='none' takes no norm_weight, norm_bias or running statistics; "
+            "use norm='batch' or 'instance' to normalize"
+        )
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var go together: pass both or neither")
+    if norm == "batch" and not training and running_mean is None:
+        raise ValueError("norm='batch' with training=False normalizes with running_mean and running_var: pass both")
