@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+import vision_kernels.ops.conv
 from vision_kernels import ops
 
 
@@ -31,6 +32,26 @@ def _norm_kind(norm: nn.Module | None) -> str:
     if norm is None or type(norm) is nn.Identity:
         return "none"
     return "batch" if isinstance(norm, nn.modules.batchnorm._BatchNorm) else "instance"
+
+
+def _fold_key(tensors: tuple[Tensor | None, ...], eps: float) -> tuple:
+    """Changes whenever one of the tensors is replaced or modified in place (optimizer steps,
+    load_state_dict, .to())."""
+    return (eps, *((t.data_ptr(), t._version, t.dtype, t.device) if t is not None else None for t in tensors))
+
+
+def _cached_fold(conv: nn.ConvTranspose2d, norm: nn.Module) -> tuple[Tensor, Tensor]:
+    """conv's weight and bias with the eval-mode norm folded in, computed once per parameter state
+    (eval, no gradient needed: inference)."""
+    tensors = (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var)
+    key = _fold_key(tensors, norm.eps)
+    cache = conv.__dict__.get("_vk_fold_cache")
+    if cache is None or cache[0] != key:
+        with torch.no_grad():
+            folded = ops.conv.fold_norm(conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
+                                        norm.running_var, norm.eps, conv.groups)
+        cache = conv.__dict__["_vk_fold_cache"] = (key, folded)
+    return cache[1]
 
 
 def fused_forward(
@@ -74,6 +95,17 @@ def fused_forward(
         )
     if kind != "none":
         kwargs.update(norm_weight=norm.weight, norm_bias=norm.bias, eps=norm.eps)
+        inference = not torch.is_grad_enabled() or not any(
+            t is not None and t.requires_grad for t in (input, conv.weight, conv.bias, norm.weight, norm.bias)
+        )
+        if not kwargs["training"] and kwargs["running_mean"] is not None and inference and (
+            not torch.compiler.is_compiling()
+        ):
+            weight, bias = _cached_fold(conv, norm)
+            return ops.conv_transpose_norm_act(
+                input, weight, bias, conv.stride, conv.padding, output_padding, conv.groups, conv.dilation,
+                norm="none", activation=activation, negative_slope=negative_slope, backend=backend,
+            )
     return ops.conv_transpose_norm_act(
         input,
         conv.weight,
