@@ -40,8 +40,9 @@ def implementations(cases: list[Case]):
             yield pytest.param(case, backend, id=f"{case.name}-{backend}")
 
 
-def bench_case(benchmark, request: pytest.FixtureRequest, case: Case, impl: str, device: str) -> None:
-    """Times one implementation of a case; the extra info is what benchmarks/report.py reads."""
+def bench_case(benchmark, request: pytest.FixtureRequest, case: Case, impl: str, device: str, extra=None) -> None:
+    """Times one implementation of a case; the extra info is what benchmarks/report.py reads.
+    `extra(inputs)`, when given, adds more of it (e.g. the memory saved for backward)."""
     only = request.config.getoption("--op")
     if only and case.op not in only:
         pytest.skip(f"--op {only}")
@@ -70,6 +71,8 @@ def bench_case(benchmark, request: pytest.FixtureRequest, case: Case, impl: str,
         baseline=next(iter(case.baselines)),
         kind="baseline" if impl in case.baselines else "backend",
     )
+    if extra is not None:
+        benchmark.extra_info.update(extra(impl, inputs))
     benchmark(call)
 
 

@@ -61,11 +61,12 @@ def markdown(env: dict, rows: list[dict]) -> str:
         f"{env.get('gpu') or env.get('cpu')} ({env.get('cpu_threads')} threads), torch {env.get('torch')}, "
         f"torchvision {env.get('torchvision')}, commit {str(env.get('commit'))[:12]}, {env.get('date')}"
     )
+    memory = any("saved_bytes" in r for r in rows)  # training cases record their activation memory
     lines = [
         head,
         "",
-        "| case | shape | device | implementation | median | vs baseline |",
-        "|---|---|---|---|---:|---:|",
+        "| case | shape | device | implementation | median | vs baseline |" + (" saved for backward |" if memory else ""),
+        "|---|---|---|---|---:|---:|" + ("---:|" if memory else ""),
     ]
     for r in rows:
         speed = "baseline" if r["impl"] == r["baseline"] else _ratio(r["speedup"])
@@ -75,6 +76,8 @@ def markdown(env: dict, rows: list[dict]) -> str:
                 "" if r["impl"] == "copy" or share is None else f" ({share:.0%} of copy)"
             )
         cells = [r["case"], r["shape"], r["device"], r["impl"], f"{r['median_ms']:.3f} ms", speed]
+        if memory:
+            cells.append(f"{r['saved_bytes'] / 2**20:.1f} MB" if "saved_bytes" in r else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -213,7 +213,7 @@ def cases_for(op: str | None = None, quick: bool = False, family: str | None = N
     quick ones only."""
     global _CASES
     if _CASES is None:
-        _CASES = _build_cases() + _norm_cases()
+        _CASES = _build_cases() + _norm_cases() + _conv_cases()
     return [
         c
         for c in _CASES
@@ -282,3 +282,119 @@ def _norm_cases() -> list[Case]:
             )
         )
     return cases
+
+
+# ---- ConvTranspose2d + norm + activation: DCGAN, pix2pix (unet_256 decoder), CycleGAN ---------------
+
+# (name, batch, in, out, kernel, stride, padding, output_padding, input size, norm, activation, bias),
+# with the models' own choices: DCGAN and pix2pix (batch norm) have no convolution bias.
+CONV_LAYERS = [
+    ("dcgan-512-256-4to8", 64, 512, 256, 4, 2, 1, 0, 4, "batch", "relu", False),
+    ("dcgan-256-128-8to16", 64, 256, 128, 4, 2, 1, 0, 8, "batch", "relu", False),
+    ("dcgan-128-64-16to32", 64, 128, 64, 4, 2, 1, 0, 16, "batch", "relu", False),
+    ("pix2pix-1024-256-16to32", 1, 1024, 256, 4, 2, 1, 0, 16, "batch", "none", False),
+    ("pix2pix-512-128-32to64", 1, 512, 128, 4, 2, 1, 0, 32, "batch", "none", False),
+    ("pix2pix-256-64-64to128", 1, 256, 64, 4, 2, 1, 0, 64, "batch", "none", False),
+    ("cyclegan-256-128-64to128", 1, 256, 128, 3, 2, 1, 1, 64, "instance", "relu", True),
+    ("cyclegan-128-64-128to256", 1, 128, 64, 3, 2, 1, 1, 128, "instance", "relu", True),
+]
+
+
+def _conv_modules(layer: tuple, device: torch.device) -> tuple[Any, ...]:
+    """(input, the stock nn.Sequential, its fused copy, torch.compile of the stock one)."""
+    from torch import nn
+
+    from vision_kernels import nn as vnn
+
+    _, batch, cin, cout, k, s, p, op, size, norm, act, bias = layer
+    torch.manual_seed(0)
+    norm_module = nn.BatchNorm2d(cout) if norm == "batch" else nn.InstanceNorm2d(cout)
+    act_module = nn.ReLU(inplace=True) if act == "relu" else nn.Identity()
+    conv = nn.ConvTranspose2d(cin, cout, k, s, p, op, bias=bias)
+    stock = nn.Sequential(conv, norm_module, act_module).to(device)
+    fused = vnn.fuse(stock)
+    x = torch.randn(batch, cin, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    return x, stock, fused, torch.compile(stock)
+
+
+def _conv_cases() -> list[Case]:
+    cases = []
+    for layer in CONV_LAYERS:
+        name, batch, cin, cout, k, s, p, op, size, norm, act, _ = layer
+        shape = f"[{batch},{cin},{size},{size}] -> {cout} ch, k{k} s{s} p{p}" + (f" op{op}" if op else "")
+        shape += f", {norm} norm + {act}"
+
+        def make(device, layer=layer, train=False):
+            x, stock, fused, compiled = _conv_modules(layer, device)
+            for m in (stock, fused):
+                m.train(train)
+            if not train:
+                x = x.detach()
+            return x, stock, fused, compiled
+
+        def inference(model):
+            def run(x, *_):
+                with torch.no_grad():
+                    return model(x)
+
+            return run
+
+        def training(model):
+            def run(x, *_):
+                y = model(x.requires_grad_() if not x.requires_grad else x)
+                y.backward(torch.ones_like(y))
+
+            return run
+
+        def on(backend, fn):
+            def run(x):
+                from vision_kernels import backends
+
+                with backends.use_backend(backend):
+                    return fn(x)
+
+            return run
+
+        cases.append(
+            Case(
+                "conv_transpose_norm_act",
+                f"{name}-eval",
+                shape + ", eval",
+                lambda d, m=make: m(d, train=False),
+                lambda backend, x, stock, fused, compiled: on(backend, inference(fused))(x),
+                {
+                    "nn.Sequential (eager)": lambda x, stock, fused, compiled: inference(stock)(x),
+                    "torch.compile of it": lambda x, stock, fused, compiled: inference(compiled)(x),
+                },
+                family="conv_transpose_norm_act",
+            )
+        )
+        cases.append(
+            Case(
+                "conv_transpose_norm_act",
+                f"{name}-train",
+                shape + ", training forward+backward",
+                lambda d, m=make: m(d, train=True),
+                lambda backend, x, stock, fused, compiled: on(backend, training(fused))(x),
+                {
+                    "nn.Sequential (eager)": lambda x, stock, fused, compiled: training(stock)(x),
+                    "torch.compile of it": lambda x, stock, fused, compiled: training(compiled)(x),
+                },
+                family="conv_transpose_norm_act",
+            )
+        )
+    return cases
+
+
+def saved_for_backward_bytes(model: Any, x: Tensor) -> int:
+    """Bytes of the tensors autograd keeps for the backward of model(x) (the activation memory a
+    training step holds); counts each distinct tensor once."""
+    seen: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        seen[id(t)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x.detach().requires_grad_())
+    return sum(seen.values())

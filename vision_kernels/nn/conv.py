@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-import vision_kernels.ops.conv
 from vision_kernels import ops
 
 
@@ -48,8 +47,16 @@ def _cached_fold(conv: nn.ConvTranspose2d, norm: nn.Module) -> tuple[Tensor, Ten
     cache = conv.__dict__.get("_vk_fold_cache")
     if cache is None or cache[0] != key:
         with torch.no_grad():
-            folded = ops.conv.fold_norm(conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
-                                        norm.running_var, norm.eps, conv.groups)
+            folded = ops.conv.fold_norm(
+                conv.weight,
+                conv.bias,
+                norm.weight,
+                norm.bias,
+                norm.running_mean,
+                norm.running_var,
+                norm.eps,
+                conv.groups,
+            )
         cache = conv.__dict__["_vk_fold_cache"] = (key, folded)
     return cache[1]
 
@@ -98,13 +105,26 @@ def fused_forward(
         inference = not torch.is_grad_enabled() or not any(
             t is not None and t.requires_grad for t in (input, conv.weight, conv.bias, norm.weight, norm.bias)
         )
-        if not kwargs["training"] and kwargs["running_mean"] is not None and inference and (
-            not torch.compiler.is_compiling()
+        if (
+            not kwargs["training"]
+            and kwargs["running_mean"] is not None
+            and inference
+            and (not torch.compiler.is_compiling())
         ):
             weight, bias = _cached_fold(conv, norm)
             return ops.conv_transpose_norm_act(
-                input, weight, bias, conv.stride, conv.padding, output_padding, conv.groups, conv.dilation,
-                norm="none", activation=activation, negative_slope=negative_slope, backend=backend,
+                input,
+                weight,
+                bias,
+                conv.stride,
+                conv.padding,
+                output_padding,
+                conv.groups,
+                conv.dilation,
+                norm="none",
+                activation=activation,
+                negative_slope=negative_slope,
+                backend=backend,
             )
     return ops.conv_transpose_norm_act(
         input,
