@@ -62,10 +62,11 @@ def markdown(env: dict, rows: list[dict]) -> str:
         f"torchvision {env.get('torchvision')}, commit {str(env.get('commit'))[:12]}, {env.get('date')}"
     )
     memory = any("saved_bytes" in r for r in rows)  # training cases record their activation memory
+    header = "| case | shape | device | implementation | median | vs baseline |"
     lines = [
         head,
         "",
-        "| case | shape | device | implementation | median | vs baseline |" + (" saved for backward |" if memory else ""),
+        header + (" saved for backward |" if memory else ""),
         "|---|---|---|---|---:|---:|" + ("---:|" if memory else ""),
     ]
     for r in rows:
