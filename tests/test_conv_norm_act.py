@@ -51,11 +51,21 @@ def fused_like(seq: nn.Sequential, norm: str, activation: str) -> vnn.ConvTransp
     conv, normm = seq[0], seq[1]
     kwargs = {}
     if norm != "none":
-        kwargs = dict(eps=normm.eps, momentum=normm.momentum, affine=normm.affine,
-                      track_running_stats=normm.track_running_stats)
+        kwargs = dict(
+            eps=normm.eps, momentum=normm.momentum, affine=normm.affine, track_running_stats=normm.track_running_stats
+        )
     fused = vnn.ConvTransposeNormAct2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.output_padding,
-        norm=norm, activation=activation, negative_slope=0.2, dtype=conv.weight.dtype, **kwargs,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.output_padding,
+        norm=norm,
+        activation=activation,
+        negative_slope=0.2,
+        dtype=conv.weight.dtype,
+        **kwargs,
     )
     fused.load_state_dict(seq.state_dict())
     return fused
@@ -177,14 +187,19 @@ def test_functional_on_every_backend(backend, device, norm):
     b, gamma, beta = torch.randn(5, generator=g), torch.rand(5, generator=g) + 0.5, torch.randn(5, generator=g)
     stats = (torch.zeros(5), torch.ones(5))
     ref_stats = tuple(s.clone() for s in stats)
-    args = dict(stride=2, padding=1, norm=norm, norm_weight=gamma, norm_bias=beta, activation="leaky_relu",
-                negative_slope=0.1)
-    out = ops.conv_transpose_norm_act(
-        *(t.to(device) for t in (x, w, b)), running_mean=stats[0].to(device), running_var=stats[1].to(device),
-        backend=backend, **{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in args.items()},
+    args = dict(
+        stride=2, padding=1, norm=norm, norm_weight=gamma, norm_bias=beta, activation="leaky_relu", negative_slope=0.1
     )
-    expected = ops.conv_transpose_norm_act(x, w, b, running_mean=ref_stats[0], running_var=ref_stats[1],
-                                           backend="reference", **args)
+    out = ops.conv_transpose_norm_act(
+        *(t.to(device) for t in (x, w, b)),
+        running_mean=stats[0].to(device),
+        running_var=stats[1].to(device),
+        backend=backend,
+        **{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in args.items()},
+    )
+    expected = ops.conv_transpose_norm_act(
+        x, w, b, running_mean=ref_stats[0], running_var=ref_stats[1], backend="reference", **args
+    )
     torch.testing.assert_close(out.cpu(), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -193,11 +208,18 @@ def test_functional_on_every_backend(backend, device, norm):
     [
         (dict(norm="group"), ValueError, r"norm must be one of 'batch', 'instance', 'none', got 'group'"),
         (dict(activation="gelu"), ValueError, r"activation must be one of 'relu', 'leaky_relu', 'tanh', 'none'"),
-        (dict(norm="none", running_mean=torch.zeros(4), running_var=torch.ones(4)), ValueError,
-         r"norm='none' takes no norm_weight, norm_bias or running statistics"),
+        (
+            dict(norm="none", running_mean=torch.zeros(4), running_var=torch.ones(4)),
+            ValueError,
+            r"norm='none' takes no norm_weight, norm_bias or running statistics",
+        ),
         (dict(training=False), ValueError, r"training=False normalizes with running_mean and running_var"),
         (dict(running_mean=torch.zeros(4)), ValueError, r"running_mean and running_var go together"),
-        (dict(norm_weight=torch.ones(5)), ValueError, r"norm_weight must have shape \[C_out\] with C_out = 4, got \[5\]"),
+        (
+            dict(norm_weight=torch.ones(5)),
+            ValueError,
+            r"norm_weight must have shape \[C_out\] with C_out = 4, got \[5\]",
+        ),
         (dict(weight=torch.zeros(3, 4, 4, 4)), ValueError, r"weight.shape\[0\] must equal input's C_in = 8"),
         (dict(input=torch.zeros(2, 8, 5)), ValueError, r"input must be \[N, C_in, H, W\], got \[2, 8, 5\]"),
     ],
@@ -213,9 +235,11 @@ def test_opcheck_batch_norm_act():
     pytest.importorskip("vision_kernels._C")
     op, bwd = torch.ops.vision_kernels.batch_norm_act.default, torch.ops.vision_kernels.batch_norm_act_backward.default
     x = torch.randn(4, 3, 6, 5)
-    for args in [(x, torch.randn(3), torch.randn(3), 1e-5, "tanh", 0.0),
-                 (x.contiguous(memory_format=torch.channels_last), None, None, 1e-5, "leaky_relu", 0.2),
-                 (x.double(), torch.randn(3).double(), None, 1e-3, "relu", 0.0)]:
+    for args in [
+        (x, torch.randn(3), torch.randn(3), 1e-5, "tanh", 0.0),
+        (x.contiguous(memory_format=torch.channels_last), None, None, 1e-5, "leaky_relu", 0.2),
+        (x.double(), torch.randn(3).double(), None, 1e-3, "relu", 0.0),
+    ]:
         torch.library.opcheck(op, args)
         out, mean, rstd = op(*args)
         torch.library.opcheck(bwd, (torch.randn_like(out), args[0], args[1], args[2], mean, rstd, args[4], args[5]))
@@ -227,10 +251,17 @@ def test_opcheck_batch_norm_act():
 def dcgan_generator(nz: int = 16, ngf: int = 4) -> nn.Sequential:
     torch.manual_seed(5)
     return nn.Sequential(
-        nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-        nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-        nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-        nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh(),
+        nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(ngf * 4),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(ngf * 2),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(ngf),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False),
+        nn.Tanh(),
     )
 
 
@@ -286,3 +317,30 @@ def test_compile_fused_generator(backend, mode):
     out = compiled(z)
     out.square().sum().backward()
     torch.testing.assert_close(out, model(z), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("layer", LAYERS + [("stride3-k5", 3, 2, 5, 3, 2, 1, 4)], ids=lambda layer: layer[0])
+def test_triton_transposed_convolution(layer):
+    from vision_kernels import backends
+
+    reason = backends.unavailable_reason("triton", "conv_transpose_norm_act", "cpu")
+    if reason:
+        pytest.skip(reason)
+    _, cin, cout, k, s, p, op, size = layer
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, cin, size, size, generator=g, requires_grad=True)
+    w = (torch.randn(cin, cout, k, k, generator=g) * 0.3).requires_grad_()
+    b = torch.randn(cout, generator=g, requires_grad=True)
+    for act in ("none", "relu", "leaky_relu", "tanh"):
+        y = ops.conv_transpose_norm_act(
+            x, w, b, s, p, op, norm="none", activation=act, negative_slope=0.2, backend="triton"
+        )
+        expected = ops.conv_transpose_norm_act(
+            x, w, b, s, p, op, norm="none", activation=act, negative_slope=0.2, backend="reference"
+        )
+        torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+        grads = torch.autograd.grad(y.sum(), (x, w, b))
+        expected_grads = torch.autograd.grad(expected.sum(), (x, w, b))
+        for ours, theirs in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)

@@ -139,3 +139,43 @@ def test_instance_norm_gpu_is_deterministic(backend):
         ops.instance_norm(x, w, None, activation="leaky_relu", backend=backend).sum().backward()
         grads.append(w.grad.clone())
     assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("backend", ["native", pytest.param("triton", marks=pytest.mark.triton)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_conv_transpose_norm_act_gpu(backend, dtype):
+    from torch import nn
+
+    from vision_kernels import nn as vnn
+
+    if backends.unavailable_reason(backend, "conv_transpose_norm_act", "cuda"):
+        pytest.skip(backends.unavailable_reason(backend, "conv_transpose_norm_act", "cuda"))
+    torch.manual_seed(0)
+    for cin, cout, k, s, p, op, size, norm in [
+        (64, 32, 4, 2, 1, 0, 8, "batch"),
+        (32, 16, 3, 2, 1, 1, 16, "instance"),
+        (16, 8, 4, 1, 0, 0, 1, "batch"),
+    ]:
+        norm_module = nn.BatchNorm2d(cout) if norm == "batch" else nn.InstanceNorm2d(cout, affine=True)
+        stock = nn.Sequential(nn.ConvTranspose2d(cin, cout, k, s, p, op), norm_module, nn.ReLU()).cuda().to(dtype)
+        fused = vnn.fuse(stock)
+        x = torch.randn(8, cin, size, size, device="cuda", dtype=dtype)
+        tol = 1e-2 if dtype == torch.float32 else 6e-2  # TF32 convolutions
+        for mode in ("train", "eval"):
+            stock.train(mode == "train")
+            fused.train(mode == "train")
+            with backends.use_backend(backend):
+                out = fused(x)
+            torch.testing.assert_close(out.float(), stock(x).float(), rtol=tol, atol=tol)
+
+
+@pytest.mark.triton
+def test_opcheck_triton_conv_transpose():
+    if backends.unavailable_reason("triton", "conv_transpose_norm_act", "cuda"):
+        pytest.skip(backends.unavailable_reason("triton", "conv_transpose_norm_act", "cuda"))
+    x = torch.randn(2, 16, 8, 8, device="cuda")
+    w = torch.randn(16, 8, 4, 4, device="cuda")
+    b = torch.randn(8, device="cuda")
+    torch.library.opcheck(
+        torch.ops.vision_kernels.conv_transpose_bias_act_triton.default, (x, w, b, [2, 2], [1, 1], [0, 0], "relu", 0.0)
+    )

@@ -43,7 +43,7 @@ TRITON_MODULES: dict[str, str] = {
     "batched_nms": "vision_kernels.triton.nms",
     "instance_norm": "vision_kernels.triton.norm",
     "batch_norm_act": "vision_kernels.triton.norm",
-    "conv_transpose_norm_act": "vision_kernels.triton.norm",
+    "conv_transpose_norm_act": "vision_kernels.triton.conv_transpose",
 }
 # Ops made of other ops: a backend runs them when it runs every part.
 COMPOSITE_OPS: dict[str, tuple[str, ...]] = {"conv_transpose_norm_act": ("batch_norm_act", "instance_norm")}
@@ -101,10 +101,12 @@ def unavailable_reason(backend: str, op: str, device_type: str) -> str | None:
     if backend == "reference":
         return None
     if op in COMPOSITE_OPS:
-        return next(
-            (r for part in COMPOSITE_OPS[op] if (r := unavailable_reason(backend, part, device_type)) is not None), None
-        )
-    if backend == "native":
+        for part in COMPOSITE_OPS[op]:
+            if (reason := unavailable_reason(backend, part, device_type)) is not None:
+                return reason
+        if backend != "triton" or op not in TRITON_MODULES:
+            return None
+    if backend == "native" and op not in COMPOSITE_OPS:
         if not _extension.STATUS.loaded:
             return _extension.STATUS.reason
         key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)

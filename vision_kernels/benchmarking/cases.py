@@ -311,9 +311,11 @@ def _conv_modules(layer: tuple, device: torch.device) -> tuple[Any, ...]:
     norm_module = nn.BatchNorm2d(cout) if norm == "batch" else nn.InstanceNorm2d(cout)
     act_module = nn.ReLU(inplace=True) if act == "relu" else nn.Identity()
     conv = nn.ConvTranspose2d(cin, cout, k, s, p, op, bias=bias)
-    stock = nn.Sequential(conv, norm_module, act_module).to(device)
+    # The GPU targets are in bfloat16 (what these models train in there); float32 on CPU.
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    stock = nn.Sequential(conv, norm_module, act_module).to(device, dtype)
     fused = vnn.fuse(stock)
-    x = torch.randn(batch, cin, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    x = torch.randn(batch, cin, size, size, generator=torch.Generator().manual_seed(1)).to(device, dtype)
     return x, stock, fused, torch.compile(stock)
 
 
@@ -367,6 +369,7 @@ def _conv_cases() -> list[Case]:
                     "torch.compile of it": lambda x, stock, fused, compiled: inference(compiled)(x),
                 },
                 family="conv_transpose_norm_act",
+                dtype="float32 (cpu), bfloat16 (cuda)",
             )
         )
         cases.append(
@@ -381,6 +384,7 @@ def _conv_cases() -> list[Case]:
                     "torch.compile of it": lambda x, stock, fused, compiled: training(compiled)(x),
                 },
                 family="conv_transpose_norm_act",
+                dtype="float32 (cpu), bfloat16 (cuda)",
             )
         )
     return cases

@@ -11,6 +11,9 @@
 - Eval with running statistics: the normalization folds into the convolution's weight and bias,
   and the activation runs in the convolution's epilogue (oneDNN's post-op on CPU, when no gradient
   is needed; otherwise an in-place activation right after the convolution).
+- The triton backend computes the convolution itself too (vision_kernels/triton/conv_transpose.py:
+  implicit GEMM over stride phases, bias and activation in its epilogue) where it supports it
+  (groups=1, dilation=1, float16/bfloat16/float32).
 """
 
 from __future__ import annotations
