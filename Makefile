@@ -41,7 +41,7 @@ test-all: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) -m pytest benchmarks -o addopts="" --benchmark-only --benchmark-json=build/benchmark.json -q
+	$(PY) -m pytest benchmarks -o addopts="" --benchmark-only --benchmark-min-rounds=10 --benchmark-json=build/benchmark.json -q
 	$(PY) benchmarks/report.py build/benchmark.json --readme README.md
 
 # A CPU-only torch must build too (CUDA kernels skipped even where nvcc exists): a throwaway venv.

@@ -10,6 +10,11 @@ from vision_kernels.benchmarking import Case, environment
 
 BACKENDS = ["native", "triton", "reference"]
 
+# The torch.compile baselines compile the same code (nn.Sequential.forward, one function) once per
+# shape: raise dynamo's limit so none of them silently falls back to eager.
+torch._dynamo.config.recompile_limit = 256
+torch._dynamo.config.accumulated_recompile_limit = 4096
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -246,7 +246,7 @@ def _backward_of(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor, Tensor], N
 def _norm_cases() -> list[Case]:
     from vision_kernels import ops
 
-    compiled = torch.compile(_stock_instance_norm_relu)  # compiles on first call (the warm-up), per shape
+    compiled = torch.compile(_stock_instance_norm_relu, dynamic=False)  # per shape, at the warm-up call
     cases = []
     for shape in [(1, 256, 64, 64), (1, 128, 128, 128), (1, 64, 256, 256), (16, 64, 128, 128)]:
         name = "x".join(map(str, shape))
@@ -316,7 +316,7 @@ def _conv_modules(layer: tuple, device: torch.device) -> tuple[Any, ...]:
     stock = nn.Sequential(conv, norm_module, act_module).to(device, dtype)
     fused = vnn.fuse(stock)
     x = torch.randn(batch, cin, size, size, generator=torch.Generator().manual_seed(1)).to(device, dtype)
-    return x, stock, fused, torch.compile(stock)
+    return x, stock, fused, torch.compile(stock, dynamic=False)  # static: one graph per layer shape
 
 
 def _conv_cases() -> list[Case]:
