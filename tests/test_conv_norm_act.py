@@ -286,12 +286,13 @@ def test_fuse_dcgan_generator(mode):
 class FunctionalDecoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
+        self.block = nn.Sequential(nn.ConvTranspose2d(6, 6, 3, 1, 1), nn.BatchNorm2d(6), nn.ReLU())  # step 1
         self.up = nn.ConvTranspose2d(6, 4, 4, 2, 1)
         self.bn = nn.BatchNorm2d(4)
         self.out = nn.ConvTranspose2d(4, 3, 2, 2)
 
     def forward(self, x):
-        return torch.tanh(self.out(F.relu(self.bn(self.up(x)))))
+        return torch.tanh(self.out(F.relu(self.bn(self.up(self.block(x))))))
 
 
 def test_fuse_traces_functional_activations_after_convolutions():
@@ -300,6 +301,7 @@ def test_fuse_traces_functional_activations_after_convolutions():
     assert isinstance(fused, torch.fx.GraphModule)
     assert type(fused.up).__name__ == "FusedConvTranspose2d" and fused.up.fused_activation[0] == "relu"
     assert type(fused.out).__name__ == "FusedConvTranspose2d" and fused.out.fused_activation[0] == "tanh"
+    assert type(getattr(fused.block, "0")).__name__ == "FusedConvTranspose2d"
     assert list(fused.state_dict()) == list(model.state_dict())
     compare(fused, model, torch.randn(2, 6, 5, 5), torch.float32, steps=2)
 

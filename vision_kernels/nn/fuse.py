@@ -138,9 +138,8 @@ class _Tracer(torch.fx.Tracer):
     """Keeps vision_kernels modules as single calls (torch.fx only does so for torch.nn's)."""
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, (_VkInstanceNorm, FusedConvTranspose2d)) or super().is_leaf_module(
-            module, qualified_name
-        )
+        ours = (_VkInstanceNorm, FusedConvTranspose2d, AppliedBatchNorm2d, AppliedInstanceNorm2d)
+        return isinstance(module, ours) or super().is_leaf_module(module, qualified_name)
 
 
 def _functional_activation(node: torch.fx.Node, gm: torch.fx.GraphModule) -> tuple[str, float] | None:
