@@ -16,6 +16,8 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 # What a change of requires rebuilding the extension (Python edits show at once: editable install).
 NATIVE_INPUTS := CMakeLists.txt pyproject.toml $(shell find csrc cmake -type f 2>/dev/null)
 
+TEMPLATE := examples/plugin-template
+
 .PHONY: install demo test test-all bench lint check-cpu-torch clean
 
 install: $(VENV)/.installed
@@ -31,14 +33,19 @@ $(VENV)/.installed: $(VENV)/.deps $(NATIVE_INPUTS)
 	$(PY) -c "import vision_kernels as vk; info = vk.build_info()['native']; assert info['loaded'], info['reason']; print('vision_kernels._C: CPU', info['cpu_capability'], '| CUDA kernels:', info['cuda_architectures'] or 'no')"
 	touch $@
 
+# The plugin template, installed like a third-party family: its tests prove the entry-point path.
+$(VENV)/.template: $(VENV)/.installed $(TEMPLATE)/pyproject.toml
+	$(PIP) install --no-build-isolation --no-deps --editable $(TEMPLATE) 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	touch $@
+
 demo: install
 	$(VENV)/bin/vk demo
 
-test: install
-	$(PY) -m pytest -m "not slow" -q
+test: install $(VENV)/.template
+	$(PY) -m pytest -m "not slow" -q tests $(TEMPLATE)/tests
 
-test-all: install
-	$(PY) -m pytest -q
+test-all: install $(VENV)/.template
+	$(PY) -m pytest -q tests $(TEMPLATE)/tests
 
 bench: install
 	$(PY) -m pytest benchmarks -o addopts="" --benchmark-only --benchmark-min-rounds=10 --benchmark-json=build/benchmark.json -q
@@ -49,7 +56,7 @@ check-cpu-torch:
 	tools/check_cpu_only_torch.sh
 
 lint: install
-	$(VENV)/bin/ruff check vision_kernels cli plugins tests benchmarks
+	$(VENV)/bin/ruff check vision_kernels cli plugins tests benchmarks examples
 
 clean:
 	rm -rf build $(VENV)/.installed

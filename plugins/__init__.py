@@ -1,2 +1,23 @@
-"""First-party model families, installed as vision_kernels.plugins. Each registers through the
-`vision_kernels` entry-point group, exactly like a third-party plugin."""
+"""First-party plugin (installed as vision_kernels.plugins, entry point `builtin` in the
+`vision_kernels` group): the project's own model families register here, through exactly the hooks
+and the entry-point path a third-party plugin uses (see docs/plugins.md). Families are added by
+their issues (GAN/DCGAN/cGAN, U-Net, ...); each lives in its own subpackage and is registered by
+register_families below, importing no torch until it builds a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vision_kernels.hookspecs import hookimpl
+
+# (module, attribute) of each first-party Family, imported when the registry asks for them.
+FAMILIES: list[tuple[str, str]] = []
+
+
+@hookimpl
+def register_families(register: Any) -> None:
+    import importlib
+
+    for module, attribute in FAMILIES:
+        register(getattr(importlib.import_module(module), attribute))

@@ -49,9 +49,25 @@ TRITON_MODULES: dict[str, str] = {
 COMPOSITE_OPS: dict[str, tuple[str, ...]] = {"conv_transpose_norm_act": ("batch_norm_act", "instance_norm")}
 
 
+def plugin_backends(op: str | None = None) -> list[str]:
+    """Backends plugins registered (for `op`, or for any op), found through vision_kernels.registry."""
+    from vision_kernels.registry import get_registry
+
+    return sorted({backend for (kernel_op, backend) in get_registry().kernels if op is None or kernel_op == op})
+
+
+def plugin_impl(op: str, backend: str):
+    """The function a plugin registered for (op, backend): it takes the reference's arguments."""
+    from vision_kernels.registry import get_registry
+
+    return get_registry().kernels[(op, backend)].impl
+
+
 def _check_name(name: str, source: str) -> str:
-    if name not in BACKENDS:
-        raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {name!r}")
+    if name not in BACKENDS and name not in plugin_backends():
+        extra = plugin_backends()
+        choices = ", ".join(BACKENDS) + (f" (plugins: {', '.join(extra)})" if extra else "")
+        raise ValueError(f"{source} must be one of {choices}; got {name!r}")
     return name
 
 
@@ -100,6 +116,17 @@ def unavailable_reason(backend: str, op: str, device_type: str) -> str | None:
     """Why `backend` cannot run `op` on `device_type` here, or None when it can."""
     if backend == "reference":
         return None
+    if backend not in BACKENDS:  # a plugin's
+        from vision_kernels.registry import get_registry
+
+        kernel = get_registry().kernels.get((op, backend))
+        if kernel is None:
+            return f"no plugin registered backend {backend!r} for {op}"
+        return (
+            None
+            if device_type in kernel.devices
+            else f"plugin backend {backend!r} runs {op} on {', '.join(kernel.devices)} only"
+        )
     if op in COMPOSITE_OPS:
         for part in COMPOSITE_OPS[op]:
             if (reason := unavailable_reason(backend, part, device_type)) is not None:
@@ -127,12 +154,12 @@ def unavailable_reason(backend: str, op: str, device_type: str) -> str | None:
         except Exception as exc:  # a broken triton install must not take the other backends down
             return f"the Triton kernels failed to load ({type(exc).__name__}: {exc})"
         return None
-    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")  # pragma: no cover
 
 
 def available_backends(op: str, device_type: str) -> list[str]:
-    """The concrete backends that can run `op` on `device_type` in this process."""
-    return [b for b in BACKENDS[1:] if unavailable_reason(b, op, device_type) is None]
+    """The concrete backends that can run `op` on `device_type` in this process, plugins' included."""
+    return [b for b in (*BACKENDS[1:], *plugin_backends(op)) if unavailable_reason(b, op, device_type) is None]
 
 
 def resolve(op: str, device: torch.device, requested: str | None = None) -> str:

@@ -16,7 +16,9 @@ def _implementation(op: str, backend: str) -> Callable[..., Tensor]:
         return getattr(torch.ops.vision_kernels, op)
     if backend == "triton":
         return getattr(torch.ops.vision_kernels, f"{op}_triton")
-    return getattr(reference, op)
+    if backend == "reference":
+        return getattr(reference, op)
+    return backends.plugin_impl(op, backend)
 
 
 def box_iou(

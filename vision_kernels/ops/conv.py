@@ -175,6 +175,27 @@ def conv_transpose_norm_act(
         input, weight, bias, groups, norm, norm_weight, norm_bias, running_mean, running_var, training, activation
     )
     name = backends.resolve("conv_transpose_norm_act", input.device, backend)
+    if name not in backends.BACKENDS:
+        return backends.plugin_impl("conv_transpose_norm_act", name)(
+            input,
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+            groups,
+            dilation,
+            norm=norm,
+            norm_weight=norm_weight,
+            norm_bias=norm_bias,
+            running_mean=running_mean,
+            running_var=running_var,
+            training=training,
+            momentum=momentum,
+            eps=eps,
+            activation=activation,
+            negative_slope=negative_slope,
+        )
     if name == "reference":
         return ref_conv.conv_transpose_norm_act(
             input,

@@ -15,7 +15,9 @@ def _implementation(backend: str):
         return torch.ops.vision_kernels.instance_norm
     if backend == "triton":
         return torch.ops.vision_kernels.instance_norm_triton
-    return reference.instance_norm
+    if backend == "reference":
+        return reference.instance_norm
+    return backends.plugin_impl("instance_norm", backend)
 
 
 def instance_norm(

@@ -1,0 +1,47 @@
+"""How `vk` reports failures: one readable line and a hint, the traceback only with --debug."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+
+class CliError(Exception):
+    """A user-facing error: `message` is one line, `hint` what to do about it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def report(exc: BaseException, debug: bool) -> int:
+    """Prints `exc` for a person and returns the exit status."""
+    from vision_kernels.config import ConfigError
+    from vision_kernels.family import PluginError
+
+    if debug:
+        traceback.print_exception(exc)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = getattr(exc, "hint", None)
+    if isinstance(exc, ConfigError):
+        hint = hint or "`vk families info FAMILY` lists every key with its type and default"
+    elif isinstance(exc, PluginError):
+        hint = hint or "`vk plugins list` shows every plugin and its status"
+    elif not isinstance(exc, (CliError, ValueError, TypeError, FileNotFoundError)):
+        message = f"{type(exc).__name__}: {message}"
+    if not debug and hint is None:
+        hint = "rerun with --debug for the traceback"
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    return 2 if isinstance(exc, (CliError, ValueError, TypeError)) else 1
+
+
+def debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv
+
+
+def exit_with(exc: BaseException, argv: list[str] | None = None) -> None:
+    sys.exit(report(exc, debug_requested(sys.argv if argv is None else argv)))

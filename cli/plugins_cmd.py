@@ -1,0 +1,50 @@
+"""`vk plugins list | check`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from .errors import CliError
+
+app = typer.Typer(help="Installed plugins: what they register, and whether they load.", no_args_is_help=True)
+
+
+def _records():
+    from vision_kernels.registry import get_registry
+
+    return get_registry().plugins
+
+
+@app.command("list")
+def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every plugin: name, version, distribution, hooks implemented, names registered, status."""
+    records = _records()
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="vision_kernels plugins")
+    for column in ("name", "version", "distribution", "hooks", "registered", "status"):
+        table.add_column(column)
+    for r in records:
+        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in r.registered.items() if names)
+        status = r.status if r.status == "ok" else f"[red]{r.status}[/]: {r.error}"
+        table.add_row(r.name, r.version or "", r.distribution or r.source, ", ".join(h.removeprefix("register_")
+                      for h in r.hooks), registered, status)
+    Console().print(table if records else "no plugins installed (entry-point group `vision_kernels`)")
+
+
+@app.command("check")
+def check_plugins() -> None:
+    """Exit non-zero if any plugin failed to load, with the reason."""
+    problems = [r for r in _records() if r.status == "error"]
+    if problems:
+        for r in problems:
+            typer.secho(f"{r.name}: {r.error}", err=True, fg=typer.colors.RED)
+        raise CliError(f"{len(problems)} plugin(s) failed to load", hint="fix or uninstall them; -p no:NAME blocks one")
+    typer.echo(f"{len(_records())} plugin(s), all loaded")

@@ -1,0 +1,91 @@
+"""The autoencoder family: registered with vision_kernels through the `vision_kernels` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vision_kernels.family import Family
+from vision_kernels.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+
+class Optim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
+
+
+class AutoencoderConfig(BaseModel):
+    """Defaults: a small convolutional autoencoder for 28x28 grey images."""
+
+    model_config = ConfigDict(extra="forbid")
+    channels: int = Field(1, ge=1, description="image channels")
+    width: int = Field(16, ge=1, description="channels of the first convolution (doubled once)")
+    latent: int = Field(32, ge=1, description="size of the code")
+    image_size: int = Field(28, ge=8, description="square image side (a multiple of 4)")
+    optim: Optim = Field(default_factory=Optim)
+
+
+def build(config: AutoencoderConfig) -> dict[str, Any]:
+    from vk_autoencoder.model import Autoencoder  # torch is imported here, not at plugin load
+
+    return {"model": Autoencoder(config.channels, config.width, config.latent, config.image_size)}
+
+
+def optimizers(config: AutoencoderConfig, networks: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    return {"model": torch.optim.Adam(networks["model"].parameters(), lr=config.optim.lr, betas=config.optim.betas)}
+
+
+def training_step(ctx: Any, batch: Any) -> dict[str, float]:
+    import torch.nn.functional as F
+
+    images = batch[0] if isinstance(batch, (tuple, list)) else batch
+    with ctx.autocast():
+        loss = F.mse_loss(ctx.networks["model"](images), images)
+    ctx.backward(loss, "model")
+    ctx.step_optimizer("model")
+    return {"loss": float(loss.detach())}
+
+
+def evaluate(ctx: Any) -> dict[str, float]:
+    import torch
+    import torch.nn.functional as F
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in ctx.batches():
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            total += float(F.mse_loss(ctx.networks["model"](images), images, reduction="sum"))
+            count += images.numel()
+    return {"mse": total / max(count, 1)}
+
+
+def predict(networks: dict[str, Any], inputs: Any, config: AutoencoderConfig) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return networks["model"](inputs)
+
+
+FAMILY = Family(
+    name="autoencoder",
+    task="reconstruction",
+    description="A small convolutional autoencoder (the vision-kernels plugin template)",
+    config=AutoencoderConfig,
+    build=build,
+    optimizers=optimizers,
+    training_step=training_step,
+    evaluate=evaluate,
+    predict=predict,
+    version=__version__,
+)
+
+
+@hookimpl
+def register_families(register: Any) -> None:
+    register(FAMILY)

@@ -1,0 +1,180 @@
+"""What plugins register: model families, datasets, kernel backends and training callbacks.
+
+A Family is everything the CLI and the training engine need to know about a kind of model, with
+no torch import needed to describe it: its name and task, a description, a typed configuration
+whose defaults are the paper's, and the functions the engine calls. The same contract serves a
+supervised model with one network and one optimizer and a GAN with several of each and k
+discriminator steps: the family builds named networks and named optimizers, and its training_step
+decides what one step does (the engine runs loops, devices, precision, checkpoints, logging).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class PluginError(Exception):
+    """A plugin or what it registered is invalid."""
+
+
+def check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(
+            f"{kind} name must be lower-case letters, digits, '-' or '_', starting with a letter; got {name!r}"
+        )
+
+
+class StepContext(Protocol):
+    """What a family's training_step receives from the engine (implemented by the engine)."""
+
+    config: Any  # the family's resolved config
+    networks: Mapping[str, Any]  # name -> torch.nn.Module, on the device
+    optimizers: Mapping[str, Any]  # name -> torch.optim.Optimizer
+    device: Any  # torch.device
+    step: int  # optimizer steps done so far (of the main network)
+    epoch: int
+
+    def autocast(self) -> AbstractContextManager[None]:
+        """The mixed-precision context the engine chose (a no-op in full precision)."""
+
+    def backward(self, loss: Any, optimizer: str) -> None:
+        """loss.backward() through the engine's gradient scaler, for the named optimizer."""
+
+    def step_optimizer(self, optimizer: str) -> None:
+        """Clip, step (through the scaler) and zero the named optimizer's gradients."""
+
+
+class EvalContext(Protocol):
+    """What a family's evaluate receives (implemented by the engine)."""
+
+    config: Any
+    networks: Mapping[str, Any]
+    device: Any
+
+    def batches(self) -> Iterator[Any]:
+        """The evaluation data, batch by batch, on the device."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family.
+
+    name, task, description: what `vk families list/info` shows (task: e.g. "classification",
+        "localization", "detection", "segmentation", "generation", "translation").
+    config: a pydantic BaseModel subclass; every field has a default (the paper's) and a
+        description; nested models are allowed. `vk train` resolves it from the defaults, a YAML
+        file and key=value overrides.
+    build(config) -> {name: nn.Module}: the networks, e.g. {"model": net} or {"generator": G,
+        "discriminator": D}.
+    optimizers(config, networks) -> {name: optimizer}: one per independently stepped network.
+    training_step(ctx, batch) -> {metric: float}: one training step (a GAN's k discriminator
+        steps and its generator step live here), using ctx.backward / ctx.step_optimizer.
+    evaluate(ctx) -> {metric: float}; predict(networks, inputs, config) -> outputs.
+    version: stored with checkpoints, so a checkpoint names the family version that wrote it.
+    """
+
+    name: str
+    task: str
+    description: str
+    config: type
+    build: Callable[[Any], Mapping[str, Any]]
+    optimizers: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]] | None = None
+    training_step: Callable[[StepContext, Any], Mapping[str, float]] | None = None
+    evaluate: Callable[[EvalContext], Mapping[str, float]] | None = None
+    predict: Callable[[Mapping[str, Any], Any, Any], Any] | None = None
+    version: str = "0"
+
+    def validate(self) -> None:
+        from pydantic import BaseModel
+
+        check_name("family", self.name)
+        if not isinstance(self.config, type) or not issubclass(self.config, BaseModel):
+            raise PluginError(
+                f"family {self.name!r}: config must be a pydantic BaseModel subclass, got {self.config!r}"
+            )
+        try:
+            self.config()
+        except Exception as exc:
+            raise PluginError(f"family {self.name!r}: every config field needs a default (the paper's): {exc}") from exc
+        for attr in ("build", "optimizers", "training_step", "evaluate", "predict"):
+            value = getattr(self, attr)
+            if value is not None and not callable(value):
+                raise PluginError(f"family {self.name!r}: {attr} must be callable, got {type(value).__name__}")
+        if not callable(self.build):
+            raise PluginError(f"family {self.name!r}: build must be callable")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset: load(**options) returns a torch Dataset (or a split mapping); tasks it serves."""
+
+    name: str
+    description: str
+    load: Callable[..., Any]
+    tasks: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        check_name("dataset", self.name)
+        if not callable(self.load):
+            raise PluginError(f"dataset {self.name!r}: load must be callable")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Another backend for an op: `impl` takes the arguments of the op's reference function
+    (vision_kernels.reference.<op>) and returns the same; `devices` it runs on."""
+
+    op: str
+    backend: str
+    impl: Callable[..., Any]
+    devices: tuple[str, ...] = ("cpu",)
+    description: str = ""
+
+    def validate(self) -> None:
+        from vision_kernels.backends import BACKENDS
+
+        check_name("backend", self.backend)
+        if self.backend in BACKENDS:
+            raise PluginError(f"backend name {self.backend!r} is built in; choose another")
+        if not callable(self.impl):
+            raise PluginError(f"kernel {self.op}/{self.backend}: impl must be callable")
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A training callback or logger: create(**options) returns an object with the engine's
+    callback methods (see the engine's documentation)."""
+
+    name: str
+    description: str
+    create: Callable[..., Any]
+    kind: str = "callback"  # or "logger"
+
+    def validate(self) -> None:
+        check_name("callback", self.name)
+        if not callable(self.create):
+            raise PluginError(f"callback {self.name!r}: create must be callable")
+
+
+@dataclass
+class Registrations:
+    """What one plugin registered, by kind."""
+
+    families: list[Family] = field(default_factory=list)
+    datasets: list[Dataset] = field(default_factory=list)
+    kernels: list[Kernel] = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
+
+    def names(self) -> dict[str, list[str]]:
+        return {
+            "families": [f.name for f in self.families],
+            "datasets": [d.name for d in self.datasets],
+            "kernels": [f"{k.op}/{k.backend}" for k in self.kernels],
+            "callbacks": [c.name for c in self.callbacks],
+        }

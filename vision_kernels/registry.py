@@ -1,0 +1,252 @@
+"""The plugin host: finds plugins through the `vision_kernels` entry-point group, registers each
+in isolation, and keeps what they registered.
+
+A plugin that fails to import, implements a hook that does not exist (pluggy's check_pending),
+raises in a hook, or registers a name another plugin already took, is recorded with the reason and
+skipped; the others work. Environment:
+    VK_STRICT_PLUGINS=1            raise on the first problem instead
+    VK_DISABLE_PLUGIN_AUTOLOAD=1   load no entry points
+    VK_PLUGINS=pkg.mod,...         also load these modules by name (development, tests)
+and the CLI's `-p no:NAME` blocks the plugin (entry point) NAME.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from vision_kernels import hookspecs
+from vision_kernels.family import Callback, Dataset, Family, Kernel, PluginError, Registrations
+
+GROUP = "vision_kernels"
+
+
+@dataclass
+class PluginRecord:
+    """One plugin as `vk plugins list` shows it."""
+
+    name: str
+    source: str  # "entry point" or "VK_PLUGINS" or "test"
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    status: str = "ok"  # ok, error, blocked
+    error: str | None = None
+    traceback: list[str] | None = None  # of the error, for --debug
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "traceback"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Registry:
+    """Plugins and what they registered: families, datasets, kernels, callbacks."""
+
+    def __init__(
+        self,
+        autoload: bool | None = None,
+        strict: bool | None = None,
+        blocked: Iterable[str] = (),
+        modules: Iterable[str] | None = None,
+    ) -> None:
+        self.autoload = not _flag("VK_DISABLE_PLUGIN_AUTOLOAD") if autoload is None else autoload
+        self.strict = _flag("VK_STRICT_PLUGINS") if strict is None else strict
+        self.blocked = set(blocked)
+        env_modules = [m.strip() for m in os.environ.get("VK_PLUGINS", "").split(",") if m.strip()]
+        self.modules = list(env_modules if modules is None else modules)
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginRecord] = []
+        self.families: dict[str, Family] = {}
+        self.datasets: dict[str, Dataset] = {}
+        self.kernels: dict[tuple[str, str], Kernel] = {}
+        self.callbacks: dict[str, Callback] = {}
+        self._objects: dict[str, Any] = {}
+
+    # ---- loading -----------------------------------------------------------------------------------
+
+    def load(self) -> Registry:
+        if self.autoload:
+            for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
+                dist = getattr(ep, "dist", None)
+                record = PluginRecord(
+                    ep.name,
+                    "entry point",
+                    ep.value,
+                    dist.metadata["Name"] if dist else None,
+                    dist.version if dist else None,
+                )
+                if ep.name in self.blocked:
+                    record.status, record.error = "blocked", "blocked with -p no:" + ep.name
+                    self.plugins.append(record)
+                    continue
+                self._load_one(record, ep.load)
+        for module in self.modules:
+            record = PluginRecord(module, "VK_PLUGINS", module)
+            if module in self.blocked:
+                record.status, record.error = "blocked", "blocked with -p no:" + module
+                self.plugins.append(record)
+                continue
+            self._load_one(record, lambda m=module: importlib.import_module(m))
+        return self
+
+    def register(self, plugin: Any, name: str | None = None, source: str = "test") -> PluginRecord:
+        """Registers a plugin object (module, class instance) directly: for tests and embedding."""
+        name = name or getattr(plugin, "__name__", type(plugin).__name__)
+        return self._load_one(PluginRecord(name, source, getattr(plugin, "__name__", repr(plugin))), lambda: plugin)
+
+    def unregister(self, name: str) -> None:
+        record = self._record(name)
+        if record.status == "ok":
+            self._forget(record)
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        self.plugins.remove(record)
+
+    def _load_one(self, record: PluginRecord, get: Any) -> PluginRecord:
+        self.plugins.append(record)
+        try:
+            plugin = get()
+        except Exception as exc:
+            return self._fail(record, f"import failed: {type(exc).__name__}: {exc}", exc)
+        try:
+            self.pm.register(plugin, name=record.name)
+            self.pm.check_pending()  # a hook name no spec declares
+        except Exception as exc:
+            if self.pm.has_plugin(record.name):
+                self.pm.unregister(name=record.name)
+            return self._fail(record, f"invalid hooks: {exc}", exc)
+        record.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+        registrations = Registrations()
+        try:
+            self._call(plugin, "register_families", register=self._collector(registrations.families, Family))
+            self._call(plugin, "register_datasets", register=self._collector(registrations.datasets, Dataset))
+            self._call(plugin, "register_kernels", register=self._collector(registrations.kernels, Kernel))
+            self._call(plugin, "register_callbacks", register=self._collector(registrations.callbacks, Callback))
+            self._commit(registrations)
+        except Exception as exc:
+            self.pm.unregister(name=record.name)
+            return self._fail(record, str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}", exc)
+        record.registered = registrations.names()
+        self._objects[record.name] = plugin
+        return record
+
+    def _fail(self, record: PluginRecord, message: str, exc: Exception) -> PluginRecord:
+        record.status, record.error = "error", message
+        if self.strict:
+            raise PluginError(f"plugin {record.name!r}: {message}") from exc
+        record.traceback = traceback.format_exception(exc)  # for --debug
+        return record
+
+    def _call(self, plugin: Any, hook: str, **kwargs: Any) -> None:
+        """The plugin's own implementation of `hook`, called alone (one plugin's failure stays its own)."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+
+    @staticmethod
+    def _collector(target: list, kind: type) -> Any:
+        def register(item: Any) -> None:
+            if not isinstance(item, kind):
+                raise PluginError(
+                    f"register() takes a vision_kernels.family.{kind.__name__}, got {type(item).__name__}"
+                )
+            item.validate()
+            target.append(item)
+
+        return register
+
+    def _commit(self, reg: Registrations) -> None:
+        """Adds a plugin's registrations, all or none: a name already taken fails the plugin."""
+        for kind, items, table, key in (
+            ("family", reg.families, self.families, lambda f: f.name),
+            ("dataset", reg.datasets, self.datasets, lambda d: d.name),
+            ("kernel", reg.kernels, self.kernels, lambda k: (k.op, k.backend)),
+            ("callback", reg.callbacks, self.callbacks, lambda c: c.name),
+        ):
+            names = [key(i) for i in items]
+            taken = [n for n in names if n in table] + [n for i, n in enumerate(names) if n in names[:i]]
+            if taken:
+                raise PluginError(f"{kind} {taken[0]!r} is already registered (by another plugin, or twice)")
+        for items, table, key in (
+            (reg.families, self.families, lambda f: f.name),
+            (reg.datasets, self.datasets, lambda d: d.name),
+            (reg.kernels, self.kernels, lambda k: (k.op, k.backend)),
+            (reg.callbacks, self.callbacks, lambda c: c.name),
+        ):
+            for item in items:
+                table[key(item)] = item
+
+    def _forget(self, record: PluginRecord) -> None:
+        names = record.registered
+        for name in names.get("families", []):
+            self.families.pop(name, None)
+        for name in names.get("datasets", []):
+            self.datasets.pop(name, None)
+        for name in names.get("callbacks", []):
+            self.callbacks.pop(name, None)
+        for name in names.get("kernels", []):
+            op, _, backend = name.partition("/")
+            self.kernels.pop((op, backend), None)
+        self._objects.pop(record.name, None)
+
+    def _record(self, name: str) -> PluginRecord:
+        for record in self.plugins:
+            if record.name == name:
+                return record
+        raise KeyError(name)
+
+    # ---- use -----------------------------------------------------------------------------------------
+
+    def add_commands(self, app: Any) -> None:
+        """Lets every working plugin add its CLI commands; one that fails is recorded and skipped."""
+        for record in self.plugins:
+            plugin = self._objects.get(record.name)
+            if plugin is None:
+                continue
+            try:
+                self._call(plugin, "register_commands", app=app)
+            except Exception as exc:
+                record.status, record.error = "error", f"register_commands failed: {type(exc).__name__}: {exc}"
+                if self.strict:
+                    raise PluginError(f"plugin {record.name!r}: {record.error}") from exc
+
+    def family(self, name: str) -> Family:
+        if name not in self.families:
+            known = ", ".join(sorted(self.families)) or "none (no family plugin is installed)"
+            raise PluginError(f"unknown family {name!r}; known: {known}")
+        return self.families[name]
+
+    def problems(self) -> list[PluginRecord]:
+        return [p for p in self.plugins if p.status == "error"]
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process's registry, loaded on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = Registry().load()
+    return _REGISTRY
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Replaces the process's registry (None: reload on next use). For the CLI's -p and tests."""
+    global _REGISTRY
+    _REGISTRY = registry

@@ -1,0 +1,68 @@
+"""pytest fixtures for plugin authors (and this project's tests), loaded by pytest through the
+`pytest11` entry point whenever vision-kernels is installed.
+
+    def test_my_family_registers(vk_register, vk_registry):
+        vk_register(my_plugin_module)
+        assert "autoencoder" in vk_registry.families
+
+    def test_cli(vk_register, vk_cli):
+        vk_register(my_plugin_module)
+        result = vk_cli("families", "info", "autoencoder")
+        assert result.exit_code == 0, result.output
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def vk_registry() -> Iterator[Any]:
+    """An empty plugin registry (no entry points, no VK_PLUGINS), installed as the process's
+    registry for the test and removed after it."""
+    from vision_kernels.registry import Registry, get_registry, set_registry
+
+    previous = get_registry()
+    registry = Registry(autoload=False, strict=False, modules=[]).load()
+    set_registry(registry)
+    yield registry
+    set_registry(previous)
+
+
+@pytest.fixture
+def vk_register(vk_registry: Any) -> Iterator[Callable[..., Any]]:
+    """register(plugin, name=None) -> PluginRecord: registers a plugin object (a module, or an object
+    with @hookimpl methods) in the test's registry, for this test only."""
+    names: list[str] = []
+
+    def register(plugin: Any, name: str | None = None) -> Any:
+        record = vk_registry.register(plugin, name=name)
+        names.append(record.name)
+        return record
+
+    yield register
+    for name in names:
+        if any(r.name == name for r in vk_registry.plugins):
+            vk_registry.unregister(name)
+
+
+@pytest.fixture
+def vk_cli(vk_registry: Any) -> Callable[..., Any]:
+    """vk_cli(*args) -> click.testing.Result: runs `vk args...` against the test's registry (its
+    plugins' commands included)."""
+    from typer.testing import CliRunner
+
+    from vision_kernels.cli.app import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        vk_registry.add_commands(app)
+        return runner.invoke(app, list(args))
+
+    return invoke
