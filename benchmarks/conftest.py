@@ -37,11 +37,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def implementations(cases: list[Case]):
-    """(case, implementation) parameters: each baseline, then each backend."""
+    """(case, implementation) parameters: each baseline, then each backend, plugins' included."""
     for case in cases:
         for baseline in case.baselines:
             yield pytest.param(case, baseline, id=f"{case.name}-{baseline.replace(' ', '_')}")
-        for backend in BACKENDS:
+        for backend in [*BACKENDS, *backends.plugin_backends(case.op)]:
             yield pytest.param(case, backend, id=f"{case.name}-{backend}")
 
 
@@ -51,7 +51,7 @@ def bench_case(benchmark, request: pytest.FixtureRequest, case: Case, impl: str,
     only = request.config.getoption("--op")
     if only and case.op not in only:
         pytest.skip(f"--op {only}")
-    if impl in BACKENDS:
+    if impl not in case.baselines:
         if impl == "triton" and device == "cpu":
             pytest.skip("Triton on CPU runs in its interpreter: correct, but its speed means nothing")
         reason = backends.unavailable_reason(impl, case.op, device)

@@ -5,23 +5,34 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from . import bench_cmd, config_cmd, families_cmd, plugins_cmd
-from .errors import exit_with
+from .errors import exit_with, report
 
-app = typer.Typer(
-    name="vk",
-    help="vision-kernels: fast, exact PyTorch kernels and model families for computer vision.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(plugins_cmd.app, name="plugins")
-app.add_typer(families_cmd.app, name="families")
-app.add_typer(config_cmd.app, name="config")
-app.command("bench")(bench_cmd.bench)
+
+class _VkGroup(TyperGroup):
+    """The root command: an error a command raises is reported as one line and a hint (the
+    traceback only with --debug), whoever runs the app: `vk`, CliRunner, or an embedding program."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if _is_click_control(exc):
+                raise
+            raise typer.Exit(report(exc, debug=bool(ctx.params.get("debug")))) from exc
+
+
+def _is_click_control(exc: BaseException) -> bool:
+    """Exit, Abort and usage errors: click handles them itself. (Typer vendors click, so usage errors
+    are recognised by what they do: they show themselves and carry an exit status.)"""
+    return isinstance(exc, (typer.Exit, typer.Abort)) or (
+        callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int)
+    )
 
 
 def _print_version(value: bool) -> None:
@@ -32,7 +43,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -44,11 +54,13 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """vision-kernels: fast, exact PyTorch kernels and model families for computer vision."""
+    # -p is applied before the app is built (main() scans argv: blocked plugins add no commands);
+    # --debug is read by _VkGroup.invoke.
 
 
-@app.command()
 def kernels(as_json: Annotated[bool, typer.Option("--json", help="Print the build info as JSON.")] = False) -> None:
-    """Ops x backends x devices available here, and how the native extension was built."""
+    """Ops x backends x devices available here (plugins' backends included), and how the native
+    extension was built."""
     from .kernels import show_kernels
 
     if as_json:
@@ -59,7 +71,6 @@ def kernels(as_json: Annotated[bool, typer.Option("--json", help="Print the buil
         show_kernels()
 
 
-@app.command()
 def demo(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     quick: Annotated[bool, typer.Option(help="Smaller shapes and fewer repeats (a few seconds).")] = False,
@@ -68,6 +79,28 @@ def demo(
     from .demo import run_demo
 
     run_demo(device=device, quick=quick)
+
+
+def build_app(registry: Any = None) -> typer.Typer:
+    """The `vk` app: the core commands, and those the registry's plugins add (registry None: core
+    commands only). Built per run, so plugins' commands never leak between registries."""
+    app = typer.Typer(
+        name="vk",
+        help="vision-kernels: fast, exact PyTorch kernels and model families for computer vision.",
+        cls=_VkGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)
+    app.add_typer(plugins_cmd.app, name="plugins")
+    app.add_typer(families_cmd.app, name="families")
+    app.add_typer(config_cmd.app, name="config")
+    app.command("kernels")(kernels)
+    app.command("bench")(bench_cmd.bench)
+    app.command("demo")(demo)
+    if registry is not None:
+        registry.add_commands(app)
+    return app
 
 
 def blocked_plugins(argv: list[str]) -> list[str]:
@@ -80,31 +113,18 @@ def blocked_plugins(argv: list[str]) -> list[str]:
     return names
 
 
-def setup(argv: list[str]) -> None:
-    """Loads the plugins (honouring -p no:NAME) and lets them add their commands."""
+def main(argv: list[str] | None = None) -> None:
+    """`vk`: loads the plugins (honouring -p no:NAME), builds the app with their commands, runs it."""
     from vision_kernels.registry import Registry, set_registry
 
-    registry = Registry(blocked=blocked_plugins(argv)).load()
-    set_registry(registry)
-    registry.add_commands(app)
-
-
-def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        setup(argv)
-        app(argv, standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:
-        # Typer vendors click, so its usage errors are recognised by what they do, not by class:
-        # they know how to show themselves and which status to exit with.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        registry = Registry(blocked=blocked_plugins(argv)).load()
+    except Exception as exc:  # VK_STRICT_PLUGINS=1 and a broken plugin
         exit_with(exc, argv)
+    set_registry(registry)
+    build_app(registry)(args=argv, prog_name="vk")
+
+
+app = build_app()
+"""The core commands without plugins' (documentation, completion scripts, tests)."""

@@ -19,8 +19,12 @@ def show(
     ] = None,
 ) -> None:
     """Print the resolved config: family defaults < --config file < key=value overrides."""
-    from vision_kernels.config import resolve, to_yaml
+    from vision_kernels.config import ConfigError, resolve, to_yaml
     from vision_kernels.registry import get_registry
 
-    resolved = resolve(get_registry().family(family).config, config, overrides or [])
+    try:
+        resolved = resolve(get_registry().family(family).config, config, overrides or [])
+    except ConfigError as exc:
+        exc.hint = f"`vk families info {family}` lists every key with its type and default"
+        raise
     typer.echo(to_yaml(resolved), nl=False)

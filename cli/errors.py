@@ -36,7 +36,8 @@ def report(exc: BaseException, debug: bool) -> int:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     if hint:
         typer.echo(f"hint: {hint}", err=True)
-    return 2 if isinstance(exc, (CliError, ValueError, TypeError)) else 1
+    # 2: the input was wrong (as click's usage errors); 1: something failed.
+    return 2 if isinstance(exc, (CliError, PluginError, ValueError, TypeError)) else 1
 
 
 def debug_requested(argv: list[str]) -> bool:

@@ -15,8 +15,9 @@ def show_kernels() -> None:
     table = Table(title="ops x backends (✓ runs here; auto picks the first of its preference that runs)")
     table.add_column("op")
     devices = sorted({d for per_op in info["backends"].values() for d in per_op})
+    names = [*backends.BACKENDS[1:], *backends.plugin_backends()]
     for device in devices:
-        for backend in backends.BACKENDS[1:]:
+        for backend in names:
             table.add_column(f"{device}\n{backend}", justify="center")
         table.add_column(f"{device}\nauto", justify="center")
     import torch
@@ -25,10 +26,13 @@ def show_kernels() -> None:
         row = [op]
         for device in devices:
             available = per_device.get(device, [])
-            row += ["✓" if b in available else "·" for b in backends.BACKENDS[1:]]
+            row += ["✓" if b in available else "·" for b in names]
             row.append(backends.resolve(op, torch.device(device), "auto") if available else "")
         table.add_row(*row)
     console.print(table)
+    for kernel in info["plugin_kernels"]:
+        console.print(f"plugin backend {kernel['backend']} for {kernel['op']} ({', '.join(kernel['devices'])}): "
+                      f"{kernel['description'] or 'no description'} (from plugin {kernel['plugin']})", markup=False)
     native = info["native"]
     if native["loaded"]:
         console.print(

@@ -40,11 +40,14 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 
 
 @app.command("check")
-def check_plugins() -> None:
-    """Exit non-zero if any plugin failed to load, with the reason."""
+def check_plugins(ctx: typer.Context) -> None:
+    """Exit non-zero if any plugin failed to load, with the reason (and its traceback with --debug)."""
+    debug = bool(ctx.find_root().params.get("debug"))
     problems = [r for r in _records() if r.status == "error"]
     if problems:
         for r in problems:
+            if debug and r.traceback:
+                typer.echo("".join(r.traceback), err=True)
             typer.secho(f"{r.name}: {r.error}", err=True, fg=typer.colors.RED)
         raise CliError(f"{len(problems)} plugin(s) failed to load", hint="fix or uninstall them; -p no:NAME blocks one")
     typer.echo(f"{len(_records())} plugin(s), all loaded")

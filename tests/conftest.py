@@ -19,10 +19,11 @@ CONCRETE_BACKENDS = ["native", "triton", "reference"]
 
 def backend_params(op: str) -> list:
     """(backend, device) pairs for `op`, marked and skipped as needed: a CUDA case needs a GPU, a
-    backend that is not available here is skipped with the reason."""
+    backend that is not available here is skipped with the reason. Backends that installed plugins
+    register for `op` (the `register_kernels` hook) are tested like the built-in ones."""
     params = []
     for device in DEVICES:
-        for backend in CONCRETE_BACKENDS:
+        for backend in [*CONCRETE_BACKENDS, *backends.plugin_backends(op)]:
             marks = []
             if device == "cuda":
                 marks.append(pytest.mark.cuda)

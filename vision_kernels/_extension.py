@@ -79,4 +79,17 @@ def build_info() -> dict[str, Any]:
         "native": {"loaded": STATUS.loaded, "reason": STATUS.reason, **native},
         "triton": backends.triton_version(),
         "backends": {op: {device: backends.available_backends(op, device) for device in devices} for op in OPS},
+        "plugin_kernels": _plugin_kernels(),
     }
+
+
+def _plugin_kernels() -> list[dict[str, Any]]:
+    from vision_kernels.registry import get_registry
+
+    registry = get_registry()
+    origin = {k: r.name for r in registry.plugins for k in r.registered.get("kernels", [])}
+    return [
+        {"op": op, "backend": backend, "devices": list(k.devices), "description": k.description,
+         "plugin": origin.get(f"{op}/{backend}", "")}
+        for (op, backend), k in sorted(registry.kernels.items())
+    ]

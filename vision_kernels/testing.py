@@ -53,16 +53,15 @@ def vk_register(vk_registry: Any) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def vk_cli(vk_registry: Any) -> Callable[..., Any]:
-    """vk_cli(*args) -> click.testing.Result: runs `vk args...` against the test's registry (its
-    plugins' commands included)."""
+    """vk_cli(*args) -> click.testing.Result: runs `vk args...` against the test's registry, its
+    plugins' commands included (result.exit_code, result.output; result.stderr holds errors)."""
     from typer.testing import CliRunner
 
-    from vision_kernels.cli.app import app
+    from vision_kernels.cli.app import build_app
 
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:
-        vk_registry.add_commands(app)
-        return runner.invoke(app, list(args))
+        return runner.invoke(build_app(vk_registry), list(args))
 
     return invoke

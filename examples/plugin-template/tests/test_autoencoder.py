@@ -1,5 +1,6 @@
-"""The template's tests: the family registers (through the fixtures vision-kernels ships and through
-the installed entry point), the CLI shows it, and one training step lowers the loss."""
+"""The template's tests: the family and the kernel register (through the fixtures vision-kernels
+ships and through the installed entry point), the CLI shows them, training steps lower the loss, and
+the kernel agrees with the op's reference."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_installed_entry_point_is_found():
     record = next(r for r in registry.plugins if r.name == "autoencoder")
     assert record.status == "ok" and record.distribution == "vk-autoencoder", record
     assert "autoencoder" in registry.families
+    assert ("box_convert", "torchvision") in registry.kernels
 
 
 def test_cli_shows_the_family(vk_register, vk_cli):
@@ -62,3 +64,21 @@ def test_training_steps_lower_the_loss():
     losses = [family.training_step(ctx, images)["loss"] for _ in range(30)]
     assert losses[-1] < losses[0]
     assert family.predict(networks, images, config).shape == images.shape
+
+
+def test_kernel_runs_as_a_backend_of_the_op(vk_register):
+    import vision_kernels.ops as vko
+    from vision_kernels import reference
+
+    vk_register(vk_autoencoder, name="autoencoder")
+    boxes = torch.rand(10, 4, dtype=torch.float64) * 100
+    for in_fmt, out_fmt in (("xywh", "xyxy"), ("xyxy", "cxcywh"), ("cxcywh", "xywh")):
+        out = vko.box_convert(boxes, in_fmt, out_fmt, backend="torchvision")
+        torch.testing.assert_close(out, reference.box_convert(boxes, in_fmt, out_fmt))
+
+
+def test_cli_lists_the_kernel(vk_register, vk_cli):
+    vk_register(vk_autoencoder, name="autoencoder")
+    result = vk_cli("kernels", "--json")
+    assert result.exit_code == 0, result.output
+    assert "torchvision" in result.stdout

@@ -1,4 +1,6 @@
-"""The autoencoder family: registered with vision_kernels through the `vision_kernels` entry point."""
+"""A vision-kernels plugin, registered through the `vision_kernels` entry point: the autoencoder
+family (register_families) and, to show the other kind of contribution, a backend for an op
+(register_kernels). Nothing here imports torch: networks and kernels import it when they run."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vision_kernels.family import Family
+from vision_kernels.family import Family, Kernel
 from vision_kernels.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -89,3 +91,31 @@ FAMILY = Family(
 @hookimpl
 def register_families(register: Any) -> None:
     register(FAMILY)
+
+
+def box_convert_torchvision(boxes: Any, in_fmt: str, out_fmt: str) -> Any:
+    """box_convert through torchvision.ops, with the reference's arguments and result: a new tensor
+    of the input's dtype (half precision computed in float32, as every vision-kernels backend)."""
+    import torch
+    from torchvision.ops import box_convert
+
+    if in_fmt == out_fmt:
+        return boxes.clone()
+    compute = boxes.float() if boxes.dtype in (torch.float16, torch.bfloat16) else boxes
+    return box_convert(compute, in_fmt, out_fmt).to(boxes.dtype)
+
+
+# vision_kernels.ops.box_convert(..., backend="torchvision") runs it; `vk kernels` lists it; the
+# vision-kernels test suite and benchmarks include it while this plugin is installed.
+KERNEL = Kernel(
+    op="box_convert",
+    backend="torchvision",
+    impl=box_convert_torchvision,
+    devices=("cpu", "cuda"),
+    description="torchvision.ops.box_convert (the plugin template's example backend)",
+)
+
+
+@hookimpl
+def register_kernels(register: Any) -> None:
+    register(KERNEL)
