@@ -1,4 +1,6 @@
-"""The `vk` command line: start-up without torch, version, kernels, demo."""
+"""The `vk` command line, every command through Typer's CliRunner: version, plugins, families,
+config, kernels, bench, demo; errors as one line and a hint (the traceback only with --debug).
+(Start-up without torch and the plugin loading of main() are in test_plugins.py.)"""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
 from typer.testing import CliRunner
 
 import vision_kernels
 from vision_kernels.cli import app
+from vision_kernels.family import Family, Kernel
+from vision_kernels.hookspecs import hookimpl
 
 runner = CliRunner()
 
@@ -45,3 +51,152 @@ def test_demo_quick_runs_and_agrees_with_torchvision():
     for case in ("iou-1000x1000", "giou-1000x1000", "nms-5k"):
         assert case in result.output
     assert "DIFFERENT" not in result.output
+
+
+class Optim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: float = Field(2e-4, gt=0, description="learning rate")
+
+
+class ToyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    depth: int = Field(4, ge=1, description="number of blocks")
+    optim: Optim = Field(default_factory=Optim)
+
+
+class ToyPlugin:
+    """A plugin object with a family and a kernel, registered per test through vk_register."""
+
+    @hookimpl
+    def register_families(self, register):
+        register(Family(name="toy", task="testing", description="a toy family", config=ToyConfig,
+                        build=lambda config: {}, version="1.0"))
+
+    @hookimpl
+    def register_kernels(self, register):
+        from vision_kernels import reference
+
+        register(Kernel("nms", "toy-nms", reference.nms, description="the reference, renamed"))
+
+
+@pytest.fixture
+def toy(vk_register):
+    return vk_register(ToyPlugin(), name="toy-plugin")
+
+
+def test_no_arguments_prints_help(vk_cli):
+    result = vk_cli()
+    assert "Usage" in result.output and "families" in result.output
+
+
+def test_plugins_list(toy, vk_cli):
+    table = vk_cli("plugins", "list")
+    assert table.exit_code == 0, table.output
+    assert "toy-plugin" in table.output and "families: toy" in table.output
+    listed = json.loads(vk_cli("plugins", "list", "--json").stdout)
+    assert "ToyPlugin object" in listed[0].pop("module")
+    assert listed == [
+        {
+            "name": "toy-plugin",
+            "source": "test",
+            "distribution": None,
+            "version": None,
+            "hooks": ["register_families", "register_kernels"],
+            "registered": {"families": ["toy"], "datasets": [], "kernels": ["nms/toy-nms"], "callbacks": []},
+            "status": "ok",
+            "error": None,
+        }
+    ]
+
+
+def test_plugins_list_when_none(vk_cli):
+    assert "no plugins installed" in vk_cli("plugins", "list").output
+
+
+def test_plugins_check(toy, vk_register, vk_cli):
+    ok = vk_cli("plugins", "check")
+    assert ok.exit_code == 0 and "1 plugin(s), all loaded" in ok.output
+    vk_register(ToyPlugin(), name="toy-again")  # registers family "toy" twice
+    failed = vk_cli("plugins", "check")
+    assert failed.exit_code == 2
+    assert "toy-again: family 'toy' is already registered" in failed.stderr
+    assert "error: 1 plugin(s) failed to load" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_families_list_and_info(toy, vk_cli):
+    listed = vk_cli("families", "list")
+    assert listed.exit_code == 0 and "toy" in listed.output and "a toy family" in listed.output
+    info = vk_cli("families", "info", "toy")
+    assert info.exit_code == 0, info.output
+    for text in ("toy (testing), version 1.0", "depth", "number of blocks", "optim.lr", "0.0002"):
+        assert text in info.output
+
+
+def test_families_list_when_none(vk_cli):
+    assert "no families installed" in vk_cli("families", "list").output
+
+
+def test_unknown_family_is_one_line_and_a_hint(toy, vk_cli):
+    result = vk_cli("families", "info", "nope")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: unknown family 'nope'; known: toy",
+        "hint: `vk plugins list` shows every plugin and its status",
+    ]
+    debug = vk_cli("--debug", "families", "info", "nope")
+    assert debug.exit_code == 2 and "Traceback" in debug.stderr and "PluginError" in debug.stderr
+
+
+def test_config_show_precedence(toy, vk_cli, tmp_path):
+    assert vk_cli("config", "show", "toy").stdout == "depth: 4\noptim:\n  lr: 0.0002\n"
+    path = tmp_path / "toy.yaml"
+    path.write_text("depth: 8\noptim: {lr: 0.1}\n")
+    shown = vk_cli("config", "show", "toy", "--config", str(path), "optim.lr=0.5")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == "depth: 8\noptim:\n  lr: 0.5\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["depth=0"], "error: config key 'depth': got 0 (int); input should be greater than or equal to 1"),
+        (["optim.momentum=1"], "error: unknown config key 'optim.momentum'; allowed here: lr"),
+        (["--config", "/no/such.yaml"], "error: config file '/no/such.yaml' does not exist"),
+    ],
+)
+def test_config_show_errors(toy, vk_cli, args, message):
+    result = vk_cli("config", "show", "toy", *args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [message, "hint: `vk families info toy` lists every key with its type and default"]
+
+
+def test_kernels_lists_plugin_backends(toy, vk_cli):
+    table = vk_cli("kernels")
+    assert table.exit_code == 0, table.output
+    assert "toy-nms" in table.output and "the reference, renamed (from plugin toy-plugin)" in table.output
+    info = json.loads(vk_cli("kernels", "--json").stdout)
+    assert "toy-nms" in info["backends"]["nms"]["cpu"]
+    assert info["plugin_kernels"] == [
+        {"op": "nms", "backend": "toy-nms", "devices": ["cpu"], "description": "the reference, renamed",
+         "plugin": "toy-plugin"}
+    ]
+
+
+def test_bench_one_op_includes_plugin_backends(toy, vk_cli):
+    result = vk_cli("bench", "nms", "--quick")
+    assert result.exit_code == 0, result.output
+    for text in ("torchvision.nms", "native", "reference", "toy-nms", "baseline"):
+        assert text in result.output
+
+
+def test_bench_unknown_op(vk_cli):
+    result = vk_cli("bench", "nope")
+    assert result.exit_code == 2 and "error: no benchmark case for op 'nope'" in result.stderr
+    assert "hint: ops with cases: " in result.stderr and "box_iou" in result.stderr
+
+
+def test_bench_cuda_without_gpu(vk_cli):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = vk_cli("bench", "--device", "cuda")
+    assert result.exit_code == 2 and "error: --device cuda, but torch sees no CUDA GPU here" in result.stderr

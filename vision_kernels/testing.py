@@ -54,7 +54,8 @@ def vk_register(vk_registry: Any) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def vk_cli(vk_registry: Any) -> Callable[..., Any]:
     """vk_cli(*args) -> click.testing.Result: runs `vk args...` against the test's registry, its
-    plugins' commands included (result.exit_code, result.output; result.stderr holds errors)."""
+    plugins' commands included (result.exit_code, result.output; result.stderr holds errors). The
+    terminal is 240 columns wide, so rich tables do not wrap the text a test looks for."""
     from typer.testing import CliRunner
 
     from vision_kernels.cli.app import build_app
@@ -62,6 +63,6 @@ def vk_cli(vk_registry: Any) -> Callable[..., Any]:
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:
-        return runner.invoke(build_app(vk_registry), list(args))
+        return runner.invoke(build_app(vk_registry), list(args), env={"COLUMNS": "240"})
 
     return invoke
