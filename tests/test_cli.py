@@ -167,7 +167,8 @@ def test_config_show_precedence(toy, vk_cli, tmp_path):
 def test_config_show_errors(toy, vk_cli, args, message):
     result = vk_cli("config", "show", "toy", *args)
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [message, "hint: `vk families info toy` lists every key with its type and default"]
+    hint = "hint: `vk families info toy` lists every key with its type and default"
+    assert result.stderr.splitlines() == [message, hint]
 
 
 def test_kernels_lists_plugin_backends(toy, vk_cli):

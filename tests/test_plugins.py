@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import vision_kernels.ops as vko
-from vision_kernels import backends, reference, registry as registry_module
+from vision_kernels import backends, reference
+from vision_kernels import registry as registry_module
 from vision_kernels.family import BUILTIN_BACKENDS, Callback, Dataset, Family, Kernel, PluginError
 from vision_kernels.hookspecs import hookimpl
 from vision_kernels.registry import Registry
@@ -131,7 +132,8 @@ def records(registry: Registry) -> dict:
 def test_entry_points_are_discovered_with_their_distribution(site):
     registry = Registry().load()
     good = records(registry)["vkt-a-good"]
-    assert (good.status, good.source, good.distribution, good.version) == ("ok", "entry point", "vk-fake-plugins", "1.2.3")
+    assert (good.status, good.source) == ("ok", "entry point")
+    assert (good.distribution, good.version) == ("vk-fake-plugins", "1.2.3")
     assert good.hooks == ["register_callbacks", "register_datasets", "register_families"]
     assert good.registered == {"families": ["vkt-good"], "datasets": ["vkt-data"], "kernels": [],
                                "callbacks": ["vkt-log"]}
