@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import bench_cmd, config_cmd, families_cmd, plugins_cmd
+from . import bench_cmd, config_cmd, families_cmd, plugins_cmd, train_cmd
 from .errors import exit_with, report
 
 
@@ -92,6 +92,7 @@ def build_app(registry: Any = None) -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(_root)
+    train_cmd.add_to(app)
     app.add_typer(plugins_cmd.app, name="plugins")
     app.add_typer(families_cmd.app, name="families")
     app.add_typer(config_cmd.app, name="config")

@@ -18,12 +18,14 @@ def show(
         Path | None, typer.Option("--config", "-c", help="A YAML config file (between the defaults and overrides).")
     ] = None,
 ) -> None:
-    """Print the resolved config: family defaults < --config file < key=value overrides."""
+    """Print the resolved run config (the family's fields, `train` and `data`): family defaults < --config
+    file < key=value overrides."""
     from vision_kernels.config import ConfigError, resolve, to_yaml
+    from vision_kernels.engine.run_config import run_config_model
     from vision_kernels.registry import get_registry
 
     try:
-        resolved = resolve(get_registry().family(family).config, config, overrides or [])
+        resolved = resolve(run_config_model(get_registry().family(family).config), config, overrides or [])
     except ConfigError as exc:
         exc.hint = f"`vk families info {family}` lists every key with its type and default"
         raise

@@ -34,6 +34,7 @@ def family_info(name: Annotated[str, typer.Argument(help="The family's name.")])
     from rich.table import Table
 
     from vision_kernels.config import describe_fields
+    from vision_kernels.engine.run_config import run_config_model
     from vision_kernels.registry import get_registry
 
     family = get_registry().family(name)
@@ -42,6 +43,6 @@ def family_info(name: Annotated[str, typer.Argument(help="The family's name.")])
     table = Table(title="config (defaults are the paper's; override with key=value)")
     for column in ("key", "type", "default", "help"):
         table.add_column(column)
-    for row in describe_fields(family.config):
+    for row in describe_fields(run_config_model(family.config)):
         table.add_row(row["name"], row["type"], row["default"], row["help"])
     console.print(table)

@@ -33,14 +33,15 @@ def check_name(kind: str, name: str) -> None:
 
 
 class StepContext(Protocol):
-    """What a family's training_step receives from the engine (implemented by the engine)."""
+    """What a family's training_step receives from the engine (implemented by the engine). The
+    engine zeroes every optimizer's gradients before each step, and puts the networks in train mode."""
 
-    config: Any  # the family's resolved config
-    networks: Mapping[str, Any]  # name -> torch.nn.Module, on the device
+    config: Any  # the resolved run config (the family's fields, `train` and `data`)
+    networks: Mapping[str, Any]  # name -> torch.nn.Module on the device (DDP-wrapped when distributed)
     optimizers: Mapping[str, Any]  # name -> torch.optim.Optimizer
     device: Any  # torch.device
-    step: int  # optimizer steps done so far (of the main network)
-    epoch: int
+    step: int  # training steps done so far
+    epoch: int  # epochs done so far
 
     def autocast(self) -> AbstractContextManager[None]:
         """The mixed-precision context the engine chose (a no-op in full precision)."""
@@ -53,11 +54,14 @@ class StepContext(Protocol):
 
 
 class EvalContext(Protocol):
-    """What a family's evaluate receives (implemented by the engine)."""
+    """What a family's evaluate and samples receive (implemented by the engine): the networks in
+    eval mode (their EMA copies when train.ema is on), under torch.no_grad, on a random stream
+    seeded with train.seed (the same noise every time, and training's stream left untouched)."""
 
     config: Any
     networks: Mapping[str, Any]
     device: Any
+    split: str  # the data split batches() yields
 
     def batches(self) -> Iterator[Any]:
         """The evaluation data, batch by batch, on the device."""
@@ -77,7 +81,13 @@ class Family:
     optimizers(config, networks) -> {name: optimizer}: one per independently stepped network.
     training_step(ctx, batch) -> {metric: float}: one training step (a GAN's k discriminator
         steps and its generator step live here), using ctx.backward / ctx.step_optimizer.
-    evaluate(ctx) -> {metric: float}; predict(networks, inputs, config) -> outputs.
+    evaluate(ctx) -> {metric: float}: metrics over ctx.batches() (the evaluation split).
+    samples(ctx) -> {name: images}: image batches [N, C, H, W] in [0, 1] that show progress (a GAN's
+        samples from fixed noise, a segmentation's overlays), written as grids every
+        train.sample_every steps; ctx as for evaluate.
+    predict(networks, inputs, config) -> outputs: inputs is a list of [C, H, W] images in [0, 1]
+        (or None when `vk predict` got no --input, e.g. for a generator); outputs is an image batch
+        [N, C, H, W] in [0, 1], or a mapping of names to image batches and JSON-able values.
     version: stored with checkpoints, so a checkpoint names the family version that wrote it.
     """
 
@@ -90,6 +100,7 @@ class Family:
     training_step: Callable[[StepContext, Any], Mapping[str, float]] | None = None
     evaluate: Callable[[EvalContext], Mapping[str, float]] | None = None
     predict: Callable[[Mapping[str, Any], Any, Any], Any] | None = None
+    samples: Callable[[EvalContext], Mapping[str, Any]] | None = None
     version: str = "0"
 
     def validate(self) -> None:
@@ -104,7 +115,7 @@ class Family:
             self.config()
         except Exception as exc:
             raise PluginError(f"family {self.name!r}: every config field needs a default (the paper's): {exc}") from exc
-        for attr in ("build", "optimizers", "training_step", "evaluate", "predict"):
+        for attr in ("build", "optimizers", "training_step", "evaluate", "predict", "samples"):
             value = getattr(self, attr)
             if value is not None and not callable(value):
                 raise PluginError(f"family {self.name!r}: {attr} must be callable, got {type(value).__name__}")
@@ -114,12 +125,15 @@ class Family:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset: load(**options) returns a torch Dataset (or a split mapping); tasks it serves."""
+    """A dataset: load(split="train", **options) returns a torch Dataset of that split (samples
+    are what the families' training steps take, e.g. (image, label)); `splits` lists the splits it
+    has; tasks it serves."""
 
     name: str
     description: str
     load: Callable[..., Any]
     tasks: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ("train", "val")
 
     def validate(self) -> None:
         check_name("dataset", self.name)

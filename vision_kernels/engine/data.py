@@ -1,0 +1,86 @@
+"""Data for the engine: the registered dataset a run names, as loaders whose order depends only on
+the seed and the epoch, and that can start mid-epoch (so a resumed run sees the batches the
+interrupted one would have)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """DistributedSampler's order (a permutation from seed + epoch, this rank's share of it), from
+    batch `start` of the epoch on. One process is rank 0 of 1."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.inner = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
+        self.batch_size = batch_size
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.inner.set_epoch(epoch)
+        self.start_batch = start_batch
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(self.inner)
+        return iter(indices[self.start_batch * self.batch_size :])
+
+    def __len__(self) -> int:
+        return max(len(self.inner) - self.start_batch * self.batch_size, 0)
+
+
+def batches_per_epoch(sampler: ResumableSampler, drop_last: bool) -> int:
+    n, b = len(sampler.inner), sampler.batch_size
+    return n // b if drop_last else -(-n // b)
+
+
+def load_split(dataset: Any, split: str, options: dict[str, Any]) -> Dataset:
+    """dataset.load(split=..., **options), with an error that names the dataset and the split."""
+    try:
+        return dataset.load(split=split, **options)
+    except TypeError as exc:
+        raise ValueError(f"dataset {dataset.name!r} does not take these options {sorted(options)}: {exc}") from exc
+
+
+def train_loader(data: Any, dataset: Dataset, seed: int, rank: int, world_size: int) -> DataLoader:
+    sampler = ResumableSampler(dataset, data.batch_size, data.shuffle, seed, data.drop_last, rank, world_size)
+    return DataLoader(
+        dataset,
+        batch_size=data.batch_size,
+        sampler=sampler,
+        drop_last=data.drop_last,
+        num_workers=data.num_workers,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
+
+
+def eval_loader(data: Any, dataset: Dataset) -> DataLoader:
+    return DataLoader(
+        dataset, batch_size=data.eval_batch_size or data.batch_size, shuffle=False, num_workers=data.num_workers
+    )
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Moves every tensor of a (nested) batch to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
