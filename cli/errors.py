@@ -16,6 +16,11 @@ class CliError(Exception):
         self.hint = hint
 
 
+# Errors in what the user asked for (exit status 2, like click's usage errors, and no type name in
+# the message); anything else is a failure (status 1).
+USER_ERRORS = (CliError, ValueError, TypeError, FileNotFoundError, FileExistsError)
+
+
 def report(exc: BaseException, debug: bool) -> int:
     """Prints `exc` for a person and returns the exit status."""
     from vision_kernels.config import ConfigError
@@ -29,7 +34,7 @@ def report(exc: BaseException, debug: bool) -> int:
         hint = hint or "`vk families info FAMILY` lists every key with its type and default"
     elif isinstance(exc, PluginError):
         hint = hint or "`vk plugins list` shows every plugin and its status"
-    elif not isinstance(exc, (CliError, ValueError, TypeError, FileNotFoundError)):
+    elif not isinstance(exc, USER_ERRORS):
         message = f"{type(exc).__name__}: {message}"
     if not debug and hint is None:
         hint = "rerun with --debug for the traceback"
@@ -37,7 +42,7 @@ def report(exc: BaseException, debug: bool) -> int:
     if hint:
         typer.echo(f"hint: {hint}", err=True)
     # 2: the input was wrong (as click's usage errors); 1: something failed.
-    return 2 if isinstance(exc, (CliError, PluginError, ValueError, TypeError)) else 1
+    return 2 if isinstance(exc, (PluginError, *USER_ERRORS)) else 1
 
 
 def debug_requested(argv: list[str]) -> bool:

@@ -4,9 +4,15 @@ TRITON_INTERPRET must be set before vision_kernels.triton modules are imported."
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# Test-only plugins (tiny families and datasets for the engine's tests): importable as vk_tiny.
+PLUGINS_DIR = Path(__file__).parent / "plugins"
+sys.path.insert(0, str(PLUGINS_DIR))
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

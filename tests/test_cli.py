@@ -148,12 +148,17 @@ def test_unknown_family_is_one_line_and_a_hint(toy, vk_cli):
 
 
 def test_config_show_precedence(toy, vk_cli, tmp_path):
-    assert vk_cli("config", "show", "toy").stdout == "depth: 4\noptim:\n  lr: 0.0002\n"
+    import yaml
+
+    shown = yaml.safe_load(vk_cli("config", "show", "toy").stdout)
+    assert (shown["depth"], shown["optim"]) == (4, {"lr": 0.0002})
+    assert shown["train"]["epochs"] == 1 and shown["data"]["batch_size"] == 32  # the engine's sections
     path = tmp_path / "toy.yaml"
-    path.write_text("depth: 8\noptim: {lr: 0.1}\n")
-    shown = vk_cli("config", "show", "toy", "--config", str(path), "optim.lr=0.5")
-    assert shown.exit_code == 0, shown.output
-    assert shown.stdout == "depth: 8\noptim:\n  lr: 0.5\n"
+    path.write_text("depth: 8\noptim: {lr: 0.1}\ntrain: {epochs: 5}\n")
+    result = vk_cli("config", "show", "toy", "--config", str(path), "optim.lr=0.5")
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert (shown["depth"], shown["optim"], shown["train"]["epochs"]) == (8, {"lr": 0.5}, 5)
 
 
 @pytest.mark.parametrize(

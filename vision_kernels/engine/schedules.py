@@ -23,8 +23,9 @@ class LinearDecay:
         return 1.0 - max(0, epoch - self.start) / float(max(self.epochs - self.start, 1))
 
 
-def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer, epochs: int) -> Any:
-    """The torch scheduler for ScheduleConfig `schedule` (None for constant)."""
+def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer, epochs: int, maximize: bool = False) -> Any:
+    """The torch scheduler for ScheduleConfig `schedule` (None for constant); `maximize`: the
+    plateau schedule's metric is better when larger."""
     if schedule.name == "constant":
         return None
     if schedule.name == "linear":
@@ -36,18 +37,22 @@ def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer, epochs: int)
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=schedule.min_lr)
     if schedule.name == "plateau":
         return lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=schedule.factor, patience=schedule.patience, min_lr=schedule.min_lr
+            optimizer,
+            mode="max" if maximize else "min",
+            factor=schedule.factor,
+            patience=schedule.patience,
+            min_lr=schedule.min_lr,
         )
     raise ValueError(f"train.schedule.name must be constant, linear, step, cosine or plateau; got {schedule.name!r}")
 
 
-def step_scheduler(scheduler: Any, metric: float | None, maximize: bool) -> None:
+def step_scheduler(scheduler: Any, metric: float | None) -> None:
     """One epoch's step; a plateau scheduler steps on the monitored metric (when evaluated)."""
     if scheduler is None:
         return
     if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
         if metric is not None and math.isfinite(metric):
-            scheduler.step(-metric if maximize else metric)
+            scheduler.step(metric)
         return
     scheduler.step()
 

@@ -200,7 +200,13 @@ class Trainer:
             self.train_networks[name] = wrapped
             self.networks[name] = getattr(wrapped, "module", wrapped)
         self.optimizers = dict(self.family.optimizers(c, self.networks))
-        self.schedulers = {n: make_scheduler(c.train.schedule, o, c.train.epochs) for n, o in self.optimizers.items()}
+        plateau_metric = c.train.checkpoint.monitor
+        if c.train.schedule.name == "plateau" and plateau_metric is None:
+            raise ValueError("train.schedule.name=plateau follows an eval metric: set train.checkpoint.monitor")
+        maximize = self._maximize(plateau_metric) if plateau_metric else False
+        self.schedulers = {
+            n: make_scheduler(c.train.schedule, o, c.train.epochs, maximize) for n, o in self.optimizers.items()
+        }
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         self.ema = (
             Ema({n: self.networks[n] for n in ema_networks(self.networks, c.train.ema.networks)}, c.train.ema.decay)
@@ -362,10 +368,10 @@ class Trainer:
             self.evaluate()
         if train.sample_every == 0:
             self.write_samples()
-        monitor, maximize = self._monitor()
+        monitor = self.config.train.checkpoint.monitor
         value = self.last_eval.get(monitor) if monitor else None
         for scheduler in self.schedulers.values():
-            step_scheduler(scheduler, value, maximize)
+            step_scheduler(scheduler, value)
         self._checkpoint()
 
     def _eval_networks(self) -> dict[str, nn.Module]:
@@ -417,13 +423,14 @@ class Trainer:
             paths.append(path)
         return paths
 
+    def _maximize(self, metric: str) -> bool:
+        mode = self.config.train.checkpoint.mode
+        return mode == "max" or (mode == "auto" and not lower_is_better(metric))
+
     def _monitor(self) -> tuple[str | None, bool]:
-        chosen = self.config.train.checkpoint
-        monitor = chosen.monitor or next(iter(self.last_eval), None)
-        if monitor is None:
-            return None, False
-        maximize = chosen.mode == "max" or (chosen.mode == "auto" and not lower_is_better(monitor))
-        return monitor, maximize
+        """The metric that defines the best checkpoint (default: the first the family reports)."""
+        monitor = self.config.train.checkpoint.monitor or next(iter(self.last_eval), None)
+        return (monitor, self._maximize(monitor)) if monitor else (None, False)
 
     def _update_best(self, metrics: Mapping[str, float]) -> None:
         monitor, maximize = self._monitor()
