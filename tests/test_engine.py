@@ -407,3 +407,27 @@ def test_deterministic_mode(tiny, tmp_path):
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_distributed_wrap_and_sync_batchnorm():
+    import torch.distributed as torch_dist
+
+    from vision_kernels.engine import distributed as dist
+
+    store = torch_dist.HashStore()
+    torch_dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        world = dist.World(rank=0, local_rank=0, size=2)  # "distributed", over a one-process group
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+        keys = list(net.state_dict())
+        with pytest.raises(ValueError, match="train.sync_batchnorm=true needs GPUs"):
+            dist.wrap(world, net, torch.device("cpu"), sync_batchnorm=True)
+        wrapped = dist.wrap(world, net, torch.device("cpu"), sync_batchnorm=False)
+        assert isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
+        assert list(wrapped.module.state_dict()) == keys
+        synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # what a GPU run gets: same keys
+        assert isinstance(synced[1], torch.nn.SyncBatchNorm) and list(synced.state_dict()) == keys
+        frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+        assert dist.wrap(world, frozen, torch.device("cpu"), sync_batchnorm=False) is frozen
+    finally:
+        torch_dist.destroy_process_group()

@@ -90,6 +90,8 @@ def wrap(world: World, network: nn.Module, device: torch.device, sync_batchnorm:
     if not world.distributed or not any(p.requires_grad for p in network.parameters()):
         return network
     if sync_batchnorm:
+        if device.type != "cuda":
+            raise ValueError("train.sync_batchnorm=true needs GPUs: torch's SyncBatchNorm runs on CUDA only")
         network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
