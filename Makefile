@@ -5,6 +5,7 @@
 #   make test      the test suite (fast: no `slow` tests); make test-all runs everything
 #   make bench     the kernel benchmarks; prints ratios and writes benchmarks/results/
 #   make lint      ruff
+#   make data      the Debian data packages (Fashion-MNIST, OpenCV's digits) when missing
 #   make check-cpu-torch   build and smoke-test against a CPU-only torch in a throwaway venv
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ NATIVE_INPUTS := CMakeLists.txt pyproject.toml $(shell find csrc cmake -type f 2
 
 TEMPLATE := examples/plugin-template
 
-.PHONY: install demo test test-all bench lint check-cpu-torch clean
+.PHONY: install demo test test-all bench lint data check-cpu-torch clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +58,15 @@ check-cpu-torch:
 
 lint: install
 	$(VENV)/bin/ruff check vision_kernels cli plugins tests benchmarks examples
+
+# Real data without a network: Debian packages (the datasets `fashion-mnist` and `opencv-digits`).
+DATA_PACKAGES := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz=dataset-fashion-mnist \
+	/usr/share/doc/opencv-doc/examples/data/digits.png=opencv-doc
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+data:
+	@missing=""; for entry in $(DATA_PACKAGES); do [ -e "$${entry%%=*}" ] || missing="$$missing $${entry#*=}"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get install -y -q $$missing; \
+	else echo "data: Fashion-MNIST and OpenCV's digits are installed"; fi
 
 clean:
 	rm -rf build $(VENV)/.installed

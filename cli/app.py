@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import bench_cmd, config_cmd, families_cmd, plugins_cmd, train_cmd
+from . import bench_cmd, config_cmd, data_cmd, families_cmd, plugins_cmd, train_cmd
 from .errors import exit_with, report
 
 
@@ -96,6 +96,7 @@ def build_app(registry: Any = None) -> typer.Typer:
     app.add_typer(plugins_cmd.app, name="plugins")
     app.add_typer(families_cmd.app, name="families")
     app.add_typer(config_cmd.app, name="config")
+    app.add_typer(data_cmd.app, name="data")
     app.command("kernels")(kernels)
     app.command("bench")(bench_cmd.bench)
     app.command("demo")(demo)

@@ -21,3 +21,11 @@ def register_families(register: Any) -> None:
 
     for module, attribute in FAMILIES:
         register(getattr(importlib.import_module(module), attribute))
+
+
+@hookimpl
+def register_datasets(register: Any) -> None:
+    from vision_kernels.plugins.datasets import DATASETS
+
+    for dataset in DATASETS:
+        register(dataset)

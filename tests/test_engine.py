@@ -100,7 +100,7 @@ def test_checkpoint_contents_and_rebuild_from_it_alone(tiny, tmp_path):
     directory = ckpt.locate(tmp_path / "run")
     meta = json.loads((directory / ckpt.META).read_text())
     assert meta["family"] == "tiny" and meta["family_version"] == "1" and meta["config"]["hidden"] == 12
-    assert meta["networks"]["model"]["0.weight"] == [12, 8]
+    assert meta["networks"]["model"]["1.weight"] == [12, 8]
     from safetensors import safe_open
 
     with safe_open(directory / ckpt.WEIGHTS, "pt") as f:  # the weights file alone names family and config
@@ -209,7 +209,7 @@ def test_no_checkpoint_yet(tmp_path):
 def test_config_that_does_not_match_the_weights(trained):
     with pytest.raises(
         ckpt.CheckpointError,
-        match=r"the config does not match the weights in .*: model.0.weight is \[16, 8\] in the checkpoint but "
+        match=r"the config does not match the weights in .*: model.1.weight is \[16, 8\] in the checkpoint but "
         r"\[32, 8\] in the model",
     ):
         load_model(trained, device="cpu", overrides=["hidden=32"])

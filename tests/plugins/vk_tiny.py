@@ -42,9 +42,10 @@ class TinyConfig(BaseModel):
 def build_tiny(config: TinyConfig) -> dict[str, Any]:
     from torch import nn
 
+    # Flatten first: it also takes 8-pixel images ([1, 2, 4]) from image datasets.
     return {
         "model": nn.Sequential(
-            nn.Linear(8, config.hidden), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, 4)
+            nn.Flatten(), nn.Linear(8, config.hidden), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, 4)
         )
     }
 

@@ -56,6 +56,22 @@ def load_split(dataset: Any, split: str, options: dict[str, Any]) -> Dataset:
         raise ValueError(f"dataset {dataset.name!r} does not take these options {sorted(options)}: {exc}") from exc
 
 
+def prepare(data: Any, dataset: Dataset, train: bool) -> tuple[Dataset, list[tuple[str, str]]]:
+    """The split as the run uses it: bad items skipped when data.skip_bad (returned as (file,
+    problem) pairs), the training transforms applied."""
+    skipped: list[tuple[str, str]] = []
+    if data.skip_bad:
+        from vision_kernels.data.skipping import SkipBad
+
+        dataset = SkipBad(dataset)
+        skipped = list(dataset.skipped)
+    if train and data.transforms:
+        from vision_kernels.data.transforms import Transformed, build_transforms
+
+        dataset = Transformed(dataset, build_transforms(data.transforms))
+    return dataset, skipped
+
+
 def train_loader(data: Any, dataset: Dataset, seed: int, rank: int, world_size: int) -> DataLoader:
     sampler = ResumableSampler(dataset, data.batch_size, data.shuffle, seed, data.drop_last, rank, world_size)
     return DataLoader(
@@ -66,12 +82,17 @@ def train_loader(data: Any, dataset: Dataset, seed: int, rank: int, world_size: 
         num_workers=data.num_workers,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=False,
+        collate_fn=getattr(dataset, "collate_fn", None),  # e.g. detection targets of varying length
     )
 
 
 def eval_loader(data: Any, dataset: Dataset) -> DataLoader:
     return DataLoader(
-        dataset, batch_size=data.eval_batch_size or data.batch_size, shuffle=False, num_workers=data.num_workers
+        dataset,
+        batch_size=data.eval_batch_size or data.batch_size,
+        shuffle=False,
+        num_workers=data.num_workers,
+        collate_fn=getattr(dataset, "collate_fn", None),
     )
 
 

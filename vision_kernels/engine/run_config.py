@@ -95,6 +95,14 @@ class DataConfig(_Section):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     shuffle: bool = Field(True, description="shuffle the training data (a new order each epoch, from the seed)")
     drop_last: bool = Field(True, description="drop the last incomplete training batch")
+    transforms: list[str | dict[str, Any]] = Field(
+        default_factory=list,
+        description="joint image/mask/box transforms of the training split, e.g. [hflip, {random_crop: {size: 64}}, "
+        "elastic] (vision_kernels.data.transforms)",
+    )
+    skip_bad: bool = Field(
+        False, description="skip unreadable or invalid items (counted in run.json and the report) instead of failing"
+    )
 
 
 # Keys that may change when a run is resumed: they do not change what the weights compute.
@@ -109,6 +117,7 @@ RESUMABLE_KEYS = (
     "train.tensorboard",
     "data.num_workers",
     "data.eval_batch_size",
+    "data.skip_bad",
 )
 
 

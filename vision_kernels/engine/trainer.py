@@ -214,7 +214,9 @@ class Trainer:
             else None
         )
         entry = self._dataset_entry()
-        train_set = engine_data.load_split(entry, "train", c.data.options)
+        raw_train = engine_data.load_split(entry, "train", c.data.options)
+        train_set, skipped = engine_data.prepare(c.data, raw_train, train=True)
+        self.data_skipped = {"train": skipped}
         self.loader = engine_data.train_loader(c.data, train_set, c.train.seed, self.world.rank, self.world.size)
         self.sampler: engine_data.ResumableSampler = self.loader.sampler
         self.steps_per_epoch = engine_data.batches_per_epoch(self.sampler, c.data.drop_last)
@@ -224,16 +226,17 @@ class Trainer:
                 f"({len(self.sampler.inner)} samples) with data.drop_last: no step would run"
             )
         if self.family.evaluate is not None or self.family.samples is not None:
-            self._eval_loader, self._eval_split = self._make_eval_loader(entry, train_set)
+            self._eval_loader, self._eval_split = self._make_eval_loader(entry, raw_train)
 
-    def _make_eval_loader(self, entry: Any, train_set: Any) -> tuple[Any, str]:
+    def _make_eval_loader(self, entry: Any, raw_train: Any) -> tuple[Any, str]:
+        """The evaluation split (untransformed), or the training split when the data has no such."""
         data = self.config.data
-        splits = getattr(entry, "splits", ("train", "val"))
-        if data.eval_split in splits:
-            return engine_data.eval_loader(
-                data, engine_data.load_split(entry, data.eval_split, data.options)
-            ), data.eval_split
-        return engine_data.eval_loader(data, train_set), "train"
+        split = data.eval_split if data.eval_split in getattr(entry, "splits", ("train", "val")) else "train"
+        raw = engine_data.load_split(entry, split, data.options) if split != "train" else raw_train
+        dataset, skipped = engine_data.prepare(data, raw, train=False)
+        if split != "train":
+            self.data_skipped[split] = skipped
+        return engine_data.eval_loader(data, dataset), split
 
     def _restore(self) -> Path:
         checkpoint = ckpt.load(self.run_dir, self.family.name)
@@ -297,7 +300,14 @@ class Trainer:
                 step=self.step,
                 epoch=self.epoch,
                 resumed_from=str(resumed_from) if resumed_from else None,
-            )
+                data_skipped={split: {"count": len(items), "items": [list(i) for i in items[:20]]}
+                              for split, items in self.data_skipped.items()},
+            )  # fmt: skip
+            for split, items in self.data_skipped.items():
+                if items:
+                    shown = "; ".join(f"{file}: {problem}" for file, problem in items[:3])
+                    print(f"warning: data.skip_bad skipped {len(items)} bad item(s) of the {split} split ({shown}"
+                          f"{'; ...' if len(items) > 3 else ''})", file=sys.stderr, flush=True)
         self.callbacks = self._callbacks()
         status, last = "failed", None
         self.callbacks("on_train_start", self)

@@ -273,6 +273,12 @@ def _header(run: dict[str, Any], run_error: str | None) -> str:
         ("device", escape(_format_value(run.get("device")))),
         ("world size", escape(_format_value(run.get("world_size")))),
     ]
+    if run.get("resumed_from"):
+        facts.append(("resumed from", escape(str(run["resumed_from"]))))
+    for split, skipped in (run.get("data_skipped") or {}).items():
+        if isinstance(skipped, dict) and skipped.get("count"):
+            examples = "; ".join(f"{f}: {p}" for f, p in skipped.get("items", [])[:3])
+            facts.append((f"bad {split} items skipped", escape(f"{skipped['count']} ({examples})")))
     lines.append(_facts_table(facts))
     lines.append("</header>")
     return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""The first-party datasets, registered through the builtin plugin's register_datasets hook exactly
+as a third-party plugin's would be. Each `load(split, **options)` imports its module when called
+(nothing here imports torch), and `data.options` in a run config are its keyword arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from vision_kernels.family import Dataset
+
+
+def _lazy(module: str, attribute: str, **fixed: Any) -> Any:
+    """load(split, **options) -> module.attribute(split=split, **fixed, **options), imported on call."""
+
+    def load(split: str = "train", **options: Any) -> Any:
+        return getattr(importlib.import_module(module), attribute)(split=split, **fixed, **options)
+
+    load.__name__ = attribute
+    load.__doc__ = f"{module}.{attribute}"
+    return load
+
+
+def coco(split: str = "train", root: str | None = None, year: str = "2017", images: str | None = None,
+         annotations: str | None = None, masks: bool = False) -> Any:
+    """COCO: `images` + `annotations` for one split, or the standard layout under `root`:
+    root/<split><year>/ and root/annotations/instances_<split><year>.json."""
+    from pathlib import Path
+
+    from vision_kernels.data.formats.coco import CocoDetection
+
+    if images is None or annotations is None:
+        if root is None:
+            raise ValueError("coco needs data.options.root (the standard layout) or data.options.images and .annotations")
+        images = images or str(Path(root) / f"{split}{year}")
+        annotations = annotations or str(Path(root) / "annotations" / f"instances_{split}{year}.json")
+    return CocoDetection(images, annotations, masks=masks)
+
+
+def mnist_idx(split: str = "train", root: str | None = None, images: str | None = None,
+              labels: str | None = None) -> Any:
+    """MNIST idx files: `images` + `labels`, or root/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
+    from pathlib import Path
+
+    from vision_kernels.data.formats.idx import MnistIdx
+
+    if images is None or labels is None:
+        if root is None:
+            raise ValueError("mnist-idx needs data.options.root or data.options.images and .labels")
+        prefix = "train" if split == "train" else "t10k"
+
+        def find(kind: str) -> str:
+            for ext in ("", ".gz"):
+                if (Path(root) / f"{prefix}-{kind}{ext}").exists():
+                    return str(Path(root) / f"{prefix}-{kind}{ext}")
+            return str(Path(root) / f"{prefix}-{kind}")  # MnistIdx names the missing file
+
+        images, labels = images or find("images-idx3-ubyte"), labels or find("labels-idx1-ubyte")
+    return MnistIdx(images, labels)
+
+
+EMBEDDED = "vision_kernels.data.embedded"
+FORMATS = "vision_kernels.data.formats"
+TRAIN_VAL = ("train", "val")
+
+DATASETS = [
+    Dataset("digits", "scikit-learn's 1797 8x8 handwritten digits (options: size)", _lazy(EMBEDDED, "digits"),
+            ("classification", "generation"), TRAIN_VAL),
+    Dataset("opencv-digits", "5000 20x20 handwritten digits from Debian's opencv-doc (options: size, path)",
+            _lazy(EMBEDDED, "opencv_digits"), ("classification", "generation"), TRAIN_VAL),
+    Dataset("fashion-mnist", "70000 28x28 clothing images from Debian's dataset-fashion-mnist (options: root, size)",
+            _lazy(EMBEDDED, "fashion_mnist"), ("classification", "generation"), ("train", "val", "test")),
+    Dataset("photos", "scikit-image's photos: chelsea, astronaut, coffee, ... (options: names, size)",
+            _lazy(EMBEDDED, "photos"), ("generation", "translation"), ("train",)),
+    Dataset("textures", "scikit-image's textures: grass, gravel, brick (options: names, size)",
+            _lazy(EMBEDDED, "textures"), ("generation",), ("train",)),
+    Dataset("horse", "scikit-image's horse silhouette on textures, as segmentation (options: count, size, seed)",
+            _lazy(EMBEDDED, "Horse"), ("segmentation",), TRAIN_VAL),
+    Dataset("shapes", "synthetic shapes with class, box, semantic and instance masks (options: task, size, count, "
+            "objects, classes, single, seed)", _lazy("vision_kernels.data.shapes", "ShapesDataset"),
+            ("classification", "localization", "detection", "segmentation", "instance"), TRAIN_VAL),
+    Dataset("imagefolder", "root/<class>/<image> (options: root, channels)", _lazy(FORMATS, "ImageFolder"),
+            ("classification", "generation"), TRAIN_VAL),
+    Dataset("image-mask-folder", "root/images/x.png + root/masks/x.png (options: root, num_classes, classes, ...)",
+            _lazy(FORMATS, "ImageMaskFolder"), ("segmentation",), TRAIN_VAL),
+    Dataset("voc-segmentation", "Pascal VOC SegmentationClass (options: root)", _lazy(FORMATS, "VOCSegmentation"),
+            ("segmentation",), TRAIN_VAL),
+    Dataset("voc-detection", "Pascal VOC Annotations XML boxes (options: root)", _lazy(FORMATS, "VOCDetection"),
+            ("detection",), TRAIN_VAL),
+    Dataset("coco", "COCO JSON: boxes, polygons, RLE masks (options: images, annotations per split, masks)",
+            coco, ("detection", "instance"), TRAIN_VAL),
+    Dataset("paired-images", "pix2pix layout: root/<split>/A|B side-by-side images (options: root, direction)",
+            _lazy(FORMATS, "PairedImages"), ("translation",), TRAIN_VAL),
+    Dataset("unpaired-images", "CycleGAN layout: root/trainA, root/trainB (options: root)",
+            _lazy(FORMATS, "UnpairedImages"), ("translation",), ("train", "test")),
+    Dataset("mnist-idx", "MNIST idx files (options: images, labels; or root with the standard names)",
+            mnist_idx, ("classification", "generation"),
+            ("train", "val", "test")),
+]  # fmt: skip
