@@ -40,7 +40,7 @@ $(VENV)/.template: $(VENV)/.installed $(TEMPLATE)/pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/vk demo
+	$(VENV)/bin/vk demo cgan --device auto
 
 test: install $(VENV)/.template
 	$(PY) -m pytest -m "not slow" -q tests $(TEMPLATE)/tests

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from . import bench_cmd, config_cmd, data_cmd, families_cmd, plugins_cmd, train_cmd
-from .errors import exit_with, report
+from .errors import CliError, exit_with, report
 
 
 class _VkGroup(TyperGroup):
@@ -72,13 +73,26 @@ def kernels(as_json: Annotated[bool, typer.Option("--json", help="Print the buil
 
 
 def demo(
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    quick: Annotated[bool, typer.Option(help="Smaller shapes and fewer repeats (a few seconds).")] = False,
+    what: Annotated[
+        str, typer.Argument(help="kernels: the box ops next to torchvision; cgan: train, evaluate and report a GAN.")
+    ] = "kernels",
+    device: Annotated[str, typer.Option(help="cpu or cuda (cgan: also auto).")] = "cpu",
+    quick: Annotated[bool, typer.Option(help="kernels: smaller shapes and fewer repeats (a few seconds).")] = False,
+    minutes: Annotated[float, typer.Option(help="cgan: the training budget in minutes.")] = 3.0,
+    runs_dir: Annotated[Path | None, typer.Option(help="cgan: where the run goes (default: ./runs).")] = None,
 ) -> None:
-    """Run the box ops on random boxes and print their speed next to torchvision's."""
-    from .demo import run_demo
+    """A first look: the box ops' speed next to torchvision's (kernels), or a conditional GAN
+    trained on real digits, evaluated and reported (cgan; what `make demo` runs)."""
+    if what == "kernels":
+        from .demo import run_demo
 
-    run_demo(device=device, quick=quick)
+        run_demo(device=device, quick=quick)
+    elif what == "cgan":
+        from .demo_gan import run_gan_demo
+
+        run_gan_demo(minutes, device, runs_dir)
+    else:
+        raise CliError(f"vk demo: unknown demo {what!r}; choose kernels or cgan")
 
 
 def build_app(registry: Any = None) -> typer.Typer:

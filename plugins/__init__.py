@@ -12,7 +12,11 @@ from typing import Any
 from vision_kernels.hookspecs import hookimpl
 
 # (module, attribute) of each first-party Family, imported when the registry asks for them.
-FAMILIES: list[tuple[str, str]] = []
+FAMILIES: list[tuple[str, str]] = [
+    ("vision_kernels.plugins.gans.gan", "GAN"),
+    ("vision_kernels.plugins.gans.dcgan", "DCGAN"),
+    ("vision_kernels.plugins.gans.cgan", "CGAN"),
+]
 
 
 @hookimpl

@@ -301,6 +301,14 @@ def test_max_steps_stops_mid_epoch(tiny, tmp_path):
     assert ckpt.read_index(tmp_path / "run" / "checkpoints")["last"] == "step-00000020"
 
 
+def test_time_budget_stops_evaluated_and_checkpointed(tiny, tmp_path):
+    # A budget spent after the first step: the run stops there, evaluated, checkpointed mid-epoch.
+    result = make_trainer(tiny.TINY, tmp_path / "run", "train.epochs=5", "train.max_minutes=1e-9").fit()
+    assert (result.status, result.step, result.epoch) == ("finished", 1, 0)
+    assert "accuracy" in result.metrics
+    assert ckpt.read_index(tmp_path / "run" / "checkpoints")["last"] == "step-00000001"
+
+
 def test_unknown_dataset_and_batch_too_large(tiny, tmp_path):
     with pytest.raises(ValueError, match="data.name 'nope' is not a registered dataset; known: blobs"):
         make_trainer(tiny.TINY, tmp_path / "a", "data.name=nope").fit()

@@ -81,7 +81,7 @@ def _every_fifth(labels: Tensor, split: str) -> Tensor:
 
 def digits(split: str = "train", size: int | None = None) -> LabelledImages:
     """scikit-learn's digits: [1, 8, 8] images (16 grey levels scaled to [0, 1]; `size` resizes),
-    labels 0-9; val is every fifth image of each class (360), train the rest (1437)."""
+    labels 0-9; val is every fifth image of each class (355), train the rest (1442)."""
     _check_split("digits", split)
     _require("sklearn", "scikit-learn")
     from sklearn.datasets import load_digits

@@ -69,6 +69,10 @@ class TrainConfig(_Section):
 
     epochs: int = Field(1, ge=1, description="passes over the training data")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (before the epochs end)")
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop after this many minutes of training in this process (a time budget; the run "
+        "then depends on the machine's speed, unlike max_steps)"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast dtype; auto: bf16 on a GPU that supports it, fp32 on CPU"
     )
@@ -109,6 +113,7 @@ class DataConfig(_Section):
 RESUMABLE_KEYS = (
     "train.epochs",
     "train.max_steps",
+    "train.max_minutes",
     "train.eval_every",
     "train.sample_every",
     "train.log_every",

@@ -345,6 +345,8 @@ class Trainer:
                     self._checkpoint()
                 if dist.any_true(self.world, self.stop_requested, self.device):
                     return "interrupted"
+                if train.max_minutes and dist.any_true(self.world, self.elapsed() >= 60 * train.max_minutes, self.device):
+                    return self._out_of_time()
                 if self.step >= total:
                     break
             if self.position < self.steps_per_epoch:
@@ -352,6 +354,15 @@ class Trainer:
             self.epoch += 1
             self.position = 0
             self._end_of_epoch()
+        return "finished"
+
+    def _out_of_time(self) -> str:
+        """train.max_minutes is spent: a finished run (evaluated, checkpointed by fit) that stopped
+        where the clock said, mid-epoch if so (a resume continues from there)."""
+        if not self.quiet and self.world.main:
+            print(f"train.max_minutes={self.config.train.max_minutes} reached at step {self.step}", flush=True)
+        self.evaluate()
+        self.write_samples()
         return "finished"
 
     def _train_step(self, batch: Any) -> dict[str, float]:

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-# Modes PIL opens 16-bit grayscale PNGs as ("I" in older Pillow releases): scaled by 65535.
-_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
-# Modes with one channel of interest (alpha, if any, is dropped); everything else becomes RGB.
-_GRAY_MODES = {"1", "L", "LA", "La"}
-# What a damaged file can make PIL raise during open() or load(), besides OSError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
+from vision_kernels.data.images import read_image
 
 
 def _as_batch(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -87,43 +79,10 @@ def save_image(image: torch.Tensor, path: str | Path) -> None:
     picture.save(path, format="PNG")
 
 
-def _failure_reason(error: BaseException) -> str:
-    """A short reason that does not repeat the path (the message names it already)."""
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "it is a directory"
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    if isinstance(error, UnidentifiedImageError):
-        return "not an image format PIL recognizes"
-    return str(error) or type(error).__name__
-
-
-def _to_tensor(picture: Image.Image) -> torch.Tensor:
-    """[C, H, W] float32 in [0, 1] from a decoded PIL image: 1 channel for grayscale, else 3."""
-    if picture.mode in _SIXTEEN_BIT_MODES:
-        pixels = np.asarray(picture, dtype=np.float32) / 65535.0
-    else:
-        if picture.mode == "P":
-            picture = picture.convert("RGBA")  # straight to RGB warns about a transparent palette entry
-        picture = picture.convert("L" if picture.mode in _GRAY_MODES else "RGB")
-        pixels = np.asarray(picture, dtype=np.float32) / 255.0
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).clamp_(0.0, 1.0)
-
-
 def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as a [C, H, W] float32 tensor in [0, 1].
+    """Read an image file as a [C, H, W] float32 tensor in [0, 1] (vision_kernels.data.images.read_image).
 
-    Grayscale ("L", "1", "LA") gives 1 channel, 16-bit grayscale 1 channel scaled by 65535, and
-    colour ("RGB", "RGBA", "P", ...) 3 channels (alpha is dropped). A missing, truncated or
-    non-image file raises ValueError naming the file."""
-    try:
-        with Image.open(path) as picture:
-            # open() reads only the header: load() decodes every pixel, so truncation shows here.
-            picture.load()
-            return _to_tensor(picture)
-    except _DECODE_ERRORS as error:
-        raise ValueError(f"image {str(path)!r} is not a readable image: {_failure_reason(error)}") from error
+    Grayscale gives 1 channel, 16-bit grayscale 1 channel scaled by 65535, colour 3 channels
+    (alpha is dropped). A missing, truncated or non-image file raises DataError (a ValueError)
+    "image '<path>' is not a readable image: <reason>"."""
+    return read_image(path)

@@ -34,11 +34,11 @@ def _load_json(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"annotation file {str(path)!r} is not readable: {error}", path) from error
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(f"annotation file {str(path)!r} is not COCO: it needs an \"images\" list", path)
+        raise DataError(f'annotation file {str(path)!r} is not COCO: it needs an "images" list', path)
     if not isinstance(data.get("categories"), list):
-        raise DataError(f"annotation file {str(path)!r} is not COCO: it needs a \"categories\" list", path)
+        raise DataError(f'annotation file {str(path)!r} is not COCO: it needs a "categories" list', path)
     if not isinstance(data.get("annotations", []), list):
-        raise DataError(f"annotation file {str(path)!r}: \"annotations\" must be a list", path)
+        raise DataError(f'annotation file {str(path)!r}: "annotations" must be a list', path)
     return data
 
 
@@ -55,6 +55,35 @@ def _field(entry: Any, key: str, kind: str, path: Path, where: str) -> Any:
         expected = {"int": "an integer", "size": "a positive integer", "str": "a string", "box": "[x, y, w, h]"}[kind]
         raise DataError(f"annotation file {str(path)!r}: {where} has {key}={value!r}, expected {expected}", path)
     return value
+
+
+def _compressed_rle_counts(counts: str) -> list[int] | None:
+    """The run lengths of a compressed RLE string (pycocotools' rleFrString), None if malformed.
+
+    pycocotools.mask.decode does not check that the runs cover the image: a truncated or corrupt
+    string decodes to a mask of uninitialised memory. Decoding the runs here lets the caller check
+    their sum first. Each run is 5-bit groups in chars 48..111 (0x20 = more groups follow, 0x10 of
+    the last group = negative); from the third run on, the value is a delta to the run two back."""
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                return None  # the last run stops in the middle
+            group = ord(counts[position]) - 48
+            if not 0 <= group < 64:
+                return None
+            value |= (group & 0x1F) << shift
+            more = bool(group & 0x20)
+            position += 1
+            shift += 5
+            if not more and group & 0x10:
+                value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
 
 
 class CocoDetection(Dataset):
@@ -134,10 +163,10 @@ class CocoDetection(Dataset):
             image_id = _field(entry, "image_id", "int", path, where)
             category_id = _field(entry, "category_id", "int", path, where)
             if image_id not in images:
-                raise DataError(f"annotation file {str(path)!r}: {where} is of image {image_id}, not in \"images\"", path)
+                raise DataError(f'annotation file {str(path)!r}: {where} is of image {image_id}, not in "images"', path)
             if category_id not in label_of:
                 raise DataError(
-                    f"annotation file {str(path)!r}: {where} has category_id {category_id}, not in \"categories\"", path
+                    f'annotation file {str(path)!r}: {where} has category_id {category_id}, not in "categories"', path
                 )
             image = images[image_id]
             x, y, w, h = (float(v) for v in _field(entry, "bbox", "box", path, where))
@@ -210,10 +239,18 @@ class CocoDetection(Dataset):
             counts = segmentation["counts"]
             if isinstance(counts, list):
                 if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
-                    raise DataError(problem + f"RLE counts that do not add up to {height}x{width}", self.annotation_file)
+                    raise DataError(
+                        problem + f"RLE counts that do not add up to {height}x{width}", self.annotation_file
+                    )
                 rle = mask_utils.frPyObjects(segmentation, height, width)
             elif isinstance(counts, str):
-                rle = {"size": [height, width], "counts": counts.encode("ascii", "replace")}
+                runs = _compressed_rle_counts(counts)
+                if runs is None or min(runs, default=0) < 0 or sum(runs) != height * width:
+                    raise DataError(
+                        problem + f"a compressed RLE that does not decode to {height}x{width} pixels",
+                        self.annotation_file,
+                    )
+                rle = {"size": [height, width], "counts": counts.encode("ascii")}
             else:
                 raise DataError(problem + "RLE counts that are neither a list nor a string", self.annotation_file)
         else:

@@ -40,7 +40,9 @@ class ImageFolder(Dataset):
             entry.name for entry in self.root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
         )
         if not self.classes:
-            raise DataError(f"image folder {str(self.root)!r} has no class folders (expected root/<class>/<image>)", self.root)
+            raise DataError(
+                f"image folder {str(self.root)!r} has no class folders (expected root/<class>/<image>)", self.root
+            )
         self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
         self.samples: list[tuple[Path, int]] = [
             (path, label) for label, name in enumerate(self.classes) for path in list_images(self.root / name)

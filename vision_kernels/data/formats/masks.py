@@ -78,7 +78,8 @@ class ImageMaskFolder(Dataset):
         root/images/a/y.png with   root/masks/a/y.png      (subfolders pair by relative path)
 
     With `split`: root/<split>/images + root/<split>/masks, or root/images/<split> +
-    root/masks/<split>, whichever exists. `images` and `masks` rename the two folders. An image
+    root/masks/<split>, whichever exists, else (as ImageFolder) root/images + root/masks for
+    every split. `images` and `masks` rename the two folders. An image
     and its mask share their path without the suffix (any IMAGE_SUFFIXES suffix on either side).
 
     Masks hold one class index per pixel ("L", 16-bit or palette "P" PNGs; see read_mask). With
@@ -111,9 +112,10 @@ class ImageMaskFolder(Dataset):
                 self.image_dir, self.mask_dir = root / split / images, root / split / masks
             elif (root / images / split).is_dir():
                 self.image_dir, self.mask_dir = root / images / split, root / masks / split
-            else:
+            elif not self.image_dir.is_dir():
                 raise DataError(
-                    f"dataset {str(root)!r} has no split {split!r}: expected {split}/{images}/ or {images}/{split}/",
+                    f"dataset {str(root)!r} has no split {split!r}: expected {split}/{images}/, {images}/{split}/ "
+                    f"or (one set for every split) {images}/",
                     root,
                 )
         image_files = _by_name(self.image_dir, "image")
