@@ -22,8 +22,14 @@ def _lazy(module: str, attribute: str, **fixed: Any) -> Any:
     return load
 
 
-def coco(split: str = "train", root: str | None = None, year: str = "2017", images: str | None = None,
-         annotations: str | None = None, masks: bool = False) -> Any:
+def coco(
+    split: str = "train",
+    root: str | None = None,
+    year: str = "2017",
+    images: str | None = None,
+    annotations: str | None = None,
+    masks: bool = False,
+) -> Any:
     """COCO: `images` + `annotations` for one split, or the standard layout under `root`:
     root/<split><year>/ and root/annotations/instances_<split><year>.json."""
     from pathlib import Path
@@ -32,14 +38,17 @@ def coco(split: str = "train", root: str | None = None, year: str = "2017", imag
 
     if images is None or annotations is None:
         if root is None:
-            raise ValueError("coco needs data.options.root (the standard layout) or data.options.images and .annotations")
+            raise ValueError(
+                "coco needs data.options.root (the standard layout) or data.options.images and .annotations"
+            )
         images = images or str(Path(root) / f"{split}{year}")
         annotations = annotations or str(Path(root) / "annotations" / f"instances_{split}{year}.json")
     return CocoDetection(images, annotations, masks=masks)
 
 
-def mnist_idx(split: str = "train", root: str | None = None, images: str | None = None,
-              labels: str | None = None) -> Any:
+def mnist_idx(
+    split: str = "train", root: str | None = None, images: str | None = None, labels: str | None = None
+) -> Any:
     """MNIST idx files: `images` + `labels`, or root/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
     from pathlib import Path
 

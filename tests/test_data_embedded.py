@@ -16,8 +16,8 @@ import vision_kernels.plugins as builtin
 from vision_kernels.data import embedded
 from vision_kernels.data.errors import DataError
 from vision_kernels.data.formats.idx import write_idx
-from vision_kernels.viz.grid import save_image
 from vision_kernels.plugins.datasets import DATASETS
+from vision_kernels.viz.grid import save_image
 
 
 def test_digits_split_is_fixed_and_balanced():
@@ -55,7 +55,9 @@ def test_opencv_digits_layout(tmp_path):
 
 
 def test_opencv_digits_missing_says_how_to_install(tmp_path):
-    with pytest.raises(DataError, match=r"does not exist; install it with `make data` \(or: sudo apt-get install opencv-doc\)"):
+    with pytest.raises(
+        DataError, match=r"does not exist; install it with `make data` \(or: sudo apt-get install opencv-doc\)"
+    ):
         embedded.opencv_digits("train", path=str(tmp_path / "none.png"))
 
 
@@ -164,8 +166,8 @@ def test_skip_bad_in_a_training_run(vk_register, tmp_path):
             save_image(torch.rand(1, 2, 4), root / label / f"{i}.png")
     (root / "a" / "broken.png").write_bytes(b"not an image")
     (root / "b" / "cut.png").write_bytes((root / "b" / "0.png").read_bytes()[:40])
-    overrides = ["data.name=imagefolder", f"data.options={{root: {root}}}", "data.batch_size=4", "data.eval_split=train",
-                 "train.tensorboard=false"]  # fmt: skip
+    overrides = ["data.name=imagefolder", f"data.options={{root: {root}}}", "data.batch_size=4",
+                 "data.eval_split=train", "train.tensorboard=false"]  # fmt: skip
     config = resolve(run_config_model(vk_tiny.TINY.config), overrides=overrides)
     (tmp_path / "fail").mkdir()
     with pytest.raises(DataError, match="is not a readable image"):

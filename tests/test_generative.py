@@ -28,7 +28,12 @@ def scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
 def test_fid_matches_scipy():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(400, 16, generator=g, dtype=torch.float64)
-    b = torch.randn(300, 16, generator=g, dtype=torch.float64) @ torch.randn(16, 16, generator=g, dtype=torch.float64) * 0.5 + 1
+    b = (
+        torch.randn(300, 16, generator=g, dtype=torch.float64)
+        @ torch.randn(16, 16, generator=g, dtype=torch.float64)
+        * 0.5
+        + 1
+    )
     assert fid_from_features(a, b) == pytest.approx(scipy_fid(a.numpy(), b.numpy()), rel=1e-7)
     assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-8)
 

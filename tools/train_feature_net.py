@@ -82,7 +82,9 @@ def main() -> None:
             schedule.step()
         net.eval()
         scores = {name: round(accuracy(net, data), 4) for name, data in val.items()}
-        print(f"epoch {epoch + 1}: loss {loss.item():.3f} val accuracy {scores} ({time.perf_counter() - started:.0f} s)")
+        print(
+            f"epoch {epoch + 1}: loss {loss.item():.3f} val accuracy {scores} ({time.perf_counter() - started:.0f} s)"
+        )
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {
         "network": "FeatureNet (vision_kernels.metrics.features)",
@@ -98,7 +100,11 @@ def main() -> None:
     from safetensors.torch import save_file
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, args.out, metadata={"vision_kernels": json.dumps(meta)})
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        args.out,
+        metadata={"vision_kernels": json.dumps(meta)},
+    )
     print(f"wrote {args.out}: {json.dumps(meta)}")
 
 

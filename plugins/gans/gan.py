@@ -30,7 +30,9 @@ class SgdConfig(AdversarialConfig):
 
 class GanConfig(SgdConfig):
     hidden: list[int] = Field([1200, 1200], description="generator hidden ReLU layers")
-    maxout: list[tuple[int, int]] = Field([(240, 5), (240, 5)], description="discriminator maxout layers (units, pieces)")
+    maxout: list[tuple[int, int]] = Field(
+        [(240, 5), (240, 5)], description="discriminator maxout layers (units, pieces)"
+    )
     input_dropout: float = Field(0.2, ge=0, lt=1, description="dropout of the discriminator's input pixels")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=50))
     data: DataConfig = Field(default_factory=lambda: DataConfig(name="opencv-digits", batch_size=100))

@@ -43,11 +43,9 @@ def build_tiny(config: TinyConfig) -> dict[str, Any]:
     from torch import nn
 
     # Flatten first: it also takes 8-pixel images ([1, 2, 4]) from image datasets.
-    return {
-        "model": nn.Sequential(
-            nn.Flatten(), nn.Linear(8, config.hidden), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, 4)
-        )
-    }
+    hidden = config.hidden
+    layers = [nn.Flatten(), nn.Linear(8, hidden), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(hidden, 4)]
+    return {"model": nn.Sequential(*layers)}
 
 
 def optimizers_tiny(config: TinyConfig, networks: dict[str, Any]) -> dict[str, Any]:

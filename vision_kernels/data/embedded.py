@@ -122,7 +122,9 @@ def fashion_mnist(split: str = "train", root: str | None = None, size: int | Non
     prefix = "train" if split == "train" else "t10k"
     files = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
-        found = [directory / f"{prefix}-{kind}{ext}" for ext in ("", ".gz") if (directory / f"{prefix}-{kind}{ext}").exists()]
+        found = [
+            directory / f"{prefix}-{kind}{ext}" for ext in ("", ".gz") if (directory / f"{prefix}-{kind}{ext}").exists()
+        ]
         if not found:
             raise DataError(
                 f"fashion-mnist: no {prefix}-{kind}[.gz] in {str(directory)!r}; install it with "
@@ -134,7 +136,9 @@ def fashion_mnist(split: str = "train", root: str | None = None, size: int | Non
 
     images, labels = read_idx(files[0]), read_idx(files[1])
     if len(images) != len(labels):
-        raise DataError(f"fashion-mnist: {len(images)} images but {len(labels)} labels in {str(directory)!r}", directory)
+        raise DataError(
+            f"fashion-mnist: {len(images)} images but {len(labels)} labels in {str(directory)!r}", directory
+        )
     return LabelledImages(_resize(images.float().div(255).unsqueeze(1), size), labels.long(), FASHION_CLASSES)
 
 

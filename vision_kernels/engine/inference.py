@@ -133,8 +133,9 @@ def input_files(inputs: Sequence[str | Path]) -> list[Path]:
 
 def predict(loaded: Loaded, inputs: Sequence[str | Path], output: Path) -> list[Path]:
     """Runs the family's predict on the input images (or on none) and writes what it returns:
-    image batches as PNGs (one per input, named after it, in a folder per output name), everything
-    else as predictions.json. Returns the files written."""
+    image batches as PNGs (one per input, named after it, in a folder per output name; a single
+    image made from no input, such as a generator's grid, as <name>.png), everything else as
+    predictions.json. Returns the files written."""
     from vision_kernels.viz.grid import load_image, save_image
 
     family = loaded.family
@@ -150,7 +151,11 @@ def predict(loaded: Loaded, inputs: Sequence[str | Path], output: Path) -> list[
     written: list[Path] = []
     other: dict[str, Any] = {}
     for key, value in outputs.items():
-        if isinstance(value, torch.Tensor) and value.dim() == 4:
+        if isinstance(value, torch.Tensor) and value.dim() == 4 and not files and len(value) == 1:
+            path = output / f"{key}.png"  # one picture made from no input (a generator's grid)
+            save_image(value[0].detach().float().cpu(), path)
+            written.append(path)
+        elif isinstance(value, torch.Tensor) and value.dim() == 4:
             folder = output / key if len(outputs) > 1 else output
             folder.mkdir(exist_ok=True)
             for i, image in enumerate(value.detach().float().cpu()):

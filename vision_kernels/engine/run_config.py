@@ -70,8 +70,10 @@ class TrainConfig(_Section):
     epochs: int = Field(1, ge=1, description="passes over the training data")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (before the epochs end)")
     max_minutes: float | None = Field(
-        None, gt=0, description="stop after this many minutes of training in this process (a time budget; the run "
-        "then depends on the machine's speed, unlike max_steps)"
+        None,
+        gt=0,
+        description="stop after this many minutes of training in this process (a time budget; the run "
+        "then depends on the machine's speed, unlike max_steps)",
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast dtype; auto: bf16 on a GPU that supports it, fp32 on CPU"

@@ -306,8 +306,12 @@ class Trainer:
             for split, items in self.data_skipped.items():
                 if items:
                     shown = "; ".join(f"{file}: {problem}" for file, problem in items[:3])
-                    print(f"warning: data.skip_bad skipped {len(items)} bad item(s) of the {split} split ({shown}"
-                          f"{'; ...' if len(items) > 3 else ''})", file=sys.stderr, flush=True)
+                    print(
+                        f"warning: data.skip_bad skipped {len(items)} bad item(s) of the {split} split ({shown}"
+                        f"{'; ...' if len(items) > 3 else ''})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         self.callbacks = self._callbacks()
         status, last = "failed", None
         self.callbacks("on_train_start", self)
@@ -345,7 +349,9 @@ class Trainer:
                     self._checkpoint()
                 if dist.any_true(self.world, self.stop_requested, self.device):
                     return "interrupted"
-                if train.max_minutes and dist.any_true(self.world, self.elapsed() >= 60 * train.max_minutes, self.device):
+                if train.max_minutes and dist.any_true(
+                    self.world, self.elapsed() >= 60 * train.max_minutes, self.device
+                ):
                     return self._out_of_time()
                 if self.step >= total:
                     break

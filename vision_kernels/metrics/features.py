@@ -68,7 +68,9 @@ def weights_info() -> dict[str, Any]:
     from safetensors import safe_open
 
     if not WEIGHTS.exists():
-        raise FileNotFoundError(f"the feature network's weights {str(WEIGHTS)!r} are missing (reinstall vision-kernels)")
+        raise FileNotFoundError(
+            f"the feature network's weights {str(WEIGHTS)!r} are missing (reinstall vision-kernels)"
+        )
     with safe_open(WEIGHTS, "pt") as f:
         meta = json.loads(f.metadata().get("vision_kernels", "{}"))
     meta["sha256"] = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
