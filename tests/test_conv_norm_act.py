@@ -346,3 +346,24 @@ def test_triton_transposed_convolution(layer):
         expected_grads = torch.autograd.grad(expected.sum(), (x, w, b))
         for ours, theirs in zip(grads, expected_grads, strict=True):
             torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_autocast_stacked_blocks_equal_the_unfused_layers(train):
+    # Under autocast the second block gets a bf16 input with fp32 weights (found on a GPU, where
+    # the engine's precision=auto is bf16): the op casts as autocast casts F.conv_transpose2d.
+    torch.manual_seed(0)
+    fused = nn.Sequential(vnn.ConvTransposeNormAct2d(8, 4, 4, 1, 0, bias=False), vnn.ConvTransposeNormAct2d(4, 2, 4, 2, 1))
+    plain = nn.Sequential(
+        nn.Sequential(nn.ConvTranspose2d(8, 4, 4, 1, 0, bias=False), nn.BatchNorm2d(4), nn.ReLU()),
+        nn.Sequential(nn.ConvTranspose2d(4, 2, 4, 2, 1), nn.BatchNorm2d(2), nn.ReLU()),
+    )
+    plain.load_state_dict(fused.state_dict())
+    fused.train(train), plain.train(train)
+    x = torch.randn(3, 8, 1, 1, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_fused, out_plain = fused(x), plain(x)
+    assert out_fused.dtype == out_plain.dtype == torch.bfloat16
+    torch.testing.assert_close(out_fused.float(), out_plain.float(), rtol=2e-2, atol=2e-2)
+    out_fused.float().sum().backward()
+    assert fused[0][0].weight.grad is not None and fused[0][0].weight.grad.dtype == torch.float32

@@ -60,21 +60,31 @@ def train_and_eval(family: str, name: str, runs: Path, overrides: list[str]) -> 
     }
 
 
-def throughput(rounds: int = 5, steps: int = 10, batch: int = 128) -> dict:
-    """Real images per second of dcgan training steps (Algorithm 1, k=1), fused vs unfused G."""
-    from vision_kernels.data.embedded import fashion_mnist
+def throughput(
+    device: str = "cpu", random_data: bool = False, rounds: int = 5, steps: int = 10, batch: int = 128
+) -> dict:
+    """Real images per second of dcgan training steps (Algorithm 1, k=1), fused vs unfused G.
+    `random_data`: uniform noise images instead of Fashion-MNIST (a machine without the Debian
+    package, e.g. a lent GPU; the timing does not depend on the pixels)."""
     from vision_kernels.plugins.gans.dcgan import DcganConfig, adam_optimizers, build
     from vision_kernels.plugins.gans.step import adversarial_step
 
-    images = fashion_mnist("train").tensors[0][: batch * steps]
+    if random_data:
+        images = torch.rand(batch * steps, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    else:
+        from vision_kernels.data.embedded import fashion_mnist
+
+        images = fashion_mnist("train").tensors[0][: batch * steps]
+    images = images.to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     class Context:
         def __init__(self, fused: bool) -> None:
             torch.manual_seed(0)
             self.config = DcganConfig(fused=fused)
-            self.networks = build(self.config)
+            self.networks = {name: net.to(device) for name, net in build(self.config).items()}
             self.optimizers = adam_optimizers(self.config, self.networks)
-            self.device = torch.device("cpu")
+            self.device = torch.device(device)
 
         def autocast(self):
             return torch.autocast("cpu", enabled=False)
@@ -90,13 +100,19 @@ def throughput(rounds: int = 5, steps: int = 10, batch: int = 128) -> dict:
     rates: dict[bool, list[float]] = {True: [], False: []}
     for round_ in range(rounds + 1):  # round 0 warms up
         for fused, ctx in contexts.items():
+            sync()
             started = time.perf_counter()
             for i in range(steps):
+                for optimizer in ctx.optimizers.values():  # as the engine does before every step
+                    optimizer.zero_grad(set_to_none=True)
                 adversarial_step(ctx, (images[i * batch : (i + 1) * batch],))
+            sync()
             if round_:
                 rates[fused].append(steps * batch / (time.perf_counter() - started))
     fused, unfused = statistics.median(rates[True]), statistics.median(rates[False])
     return {
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "data": "uniform noise" if random_data else "fashion-mnist",
         "batch": batch,
         "image_size": 32,
         "steps_per_round": steps,
@@ -114,6 +130,8 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "evaluation")
     parser.add_argument("--only", default="cgan,dcgan,throughput")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--device", default="cpu", help="throughput: cpu or cuda")
+    parser.add_argument("--random-data", action="store_true", help="throughput: noise instead of Fashion-MNIST")
     args = parser.parse_args()
     only = set(args.only.split(","))
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -137,7 +155,7 @@ def main() -> None:
              "train.epochs=1000", "train.eval_every=100", "eval_samples=2000"],
         )  # fmt: skip
     if "throughput" in only:
-        result["dcgan_throughput_cpu"] = throughput()
+        result[f"dcgan_throughput_{args.device}"] = throughput(args.device, args.random_data)
     out = args.out or ROOT / "benchmarks" / "results" / f"gans-{'gpu' if torch.cuda.is_available() else 'cpu'}.json"
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

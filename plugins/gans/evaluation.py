@@ -75,7 +75,8 @@ def evaluate(ctx: Any) -> dict[str, float]:
     if num_classes:  # balanced: every class equally often
         labels = torch.arange(n, device=ctx.device) % num_classes
     fake = generate(ctx.networks["generator"], n, config, ctx.device, labels)
-    metrics = GenerativeMetrics(ctx.device, kid_subset_size=min(1000, n))
+    # KID's subsets must be smaller than the sample for its spread to mean anything.
+    metrics = GenerativeMetrics(ctx.device, kid_subset_size=min(1000, max(2, n // 2)))
     metrics.update(real_images, real=True)
     metrics.update(fake, real=False)
     result = metrics.compute()

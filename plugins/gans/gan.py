@@ -34,7 +34,7 @@ class GanConfig(SgdConfig):
         [(240, 5), (240, 5)], description="discriminator maxout layers (units, pieces)"
     )
     input_dropout: float = Field(0.2, ge=0, lt=1, description="dropout of the discriminator's input pixels")
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=50))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=100, eval_every=1000, sample_every=1000))
     data: DataConfig = Field(default_factory=lambda: DataConfig(name="opencv-digits", batch_size=100))
 
 

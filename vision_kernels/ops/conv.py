@@ -171,6 +171,13 @@ def conv_transpose_norm_act(
     """
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     output_padding, dilation = _pair(output_padding, "output_padding"), _pair(dilation, "dilation")
+    if torch.is_autocast_enabled(input.device.type):
+        # As autocast runs F.conv_transpose2d: input, weight and bias in the autocast dtype (the
+        # casts are differentiable, so fp32 master weights get their gradients); the norm's
+        # parameters and running statistics stay fp32, as nn.BatchNorm2d keeps them under autocast.
+        dtype = torch.get_autocast_dtype(input.device.type)
+        input, weight = input.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
     _checks.check_conv_transpose_norm_act(
         input, weight, bias, groups, norm, norm_weight, norm_bias, running_mean, running_var, training, activation
     )

@@ -42,14 +42,21 @@ def aspect_angle(w: Tensor, h: Tensor) -> Tensor:
     return torch.where(nonzero, torch.atan(w / torch.where(nonzero, h, 1.0)), torch.sign(w) * (math.pi / 2))
 
 
+def _positive(d: Tensor) -> Tensor:
+    """max(d, 0) whose gradient at d == 0 is 0 (touching or identical boxes), as the native and
+    Triton backward kernels compute it. Not clamp(min=0): its gradient at exactly 0 changed
+    between torch releases (1 in 2.13, 0 in 2.14)."""
+    return torch.where(d > 0, d, torch.zeros_like(d))
+
+
 def overlap(a: Tensor, b: Tensor, mode: str = "iou", eps: float = 1e-7) -> Tensor:
     """Overlap of broadcastable [..., 4] box tensors, element by element (in their dtype)."""
     ax1, ay1, ax2, ay2 = a.unbind(-1)
     bx1, by1, bx2, by2 = b.unbind(-1)
     aw, ah, bw, bh = ax2 - ax1, ay2 - ay1, bx2 - bx1, by2 - by1
     area_a, area_b = aw * ah, bw * bh
-    iw = (torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1)).clamp(min=0)
-    ih = (torch.minimum(ay2, by2) - torch.maximum(ay1, by1)).clamp(min=0)
+    iw = _positive(torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1))
+    ih = _positive(torch.minimum(ay2, by2) - torch.maximum(ay1, by1))
     inter = iw * ih
     if mode == "iof":
         return _safe_div(inter, area_a)
@@ -58,8 +65,8 @@ def overlap(a: Tensor, b: Tensor, mode: str = "iou", eps: float = 1e-7) -> Tenso
     if mode == "iou":
         return iou
     # The smallest box enclosing both.
-    cw = (torch.maximum(ax2, bx2) - torch.minimum(ax1, bx1)).clamp(min=0)
-    ch = (torch.maximum(ay2, by2) - torch.minimum(ay1, by1)).clamp(min=0)
+    cw = _positive(torch.maximum(ax2, bx2) - torch.minimum(ax1, bx1))
+    ch = _positive(torch.maximum(ay2, by2) - torch.minimum(ay1, by1))
     if mode == "giou":
         c_area = cw * ch
         return iou - _safe_div(c_area - union, c_area)
@@ -149,8 +156,8 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, categories: Tensor | None, iou_th
         head, rest = alive[0], alive[1:]
         kept.append(head)
         a, b = cand[head], cand[rest]
-        iw = (torch.minimum(a[2], b[:, 2]) - torch.maximum(a[0], b[:, 0])).clamp(min=0)
-        ih = (torch.minimum(a[3], b[:, 3]) - torch.maximum(a[1], b[:, 1])).clamp(min=0)
+        iw = _positive(torch.minimum(a[2], b[:, 2]) - torch.maximum(a[0], b[:, 0]))
+        ih = _positive(torch.minimum(a[3], b[:, 3]) - torch.maximum(a[1], b[:, 1]))
         inter = iw * ih
         iou = inter / (area[head] + area[rest] - inter)  # NaN for 0/0: never suppresses
         suppressed = iou > threshold
