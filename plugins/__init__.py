@@ -16,6 +16,7 @@ FAMILIES: list[tuple[str, str]] = [
     ("vision_kernels.plugins.gans.gan", "GAN"),
     ("vision_kernels.plugins.gans.dcgan", "DCGAN"),
     ("vision_kernels.plugins.gans.cgan", "CGAN"),
+    ("vision_kernels.plugins.unet.family", "UNET"),
 ]
 
 

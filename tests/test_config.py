@@ -110,3 +110,20 @@ def test_yaml_round_trip(tmp_path):
     path = tmp_path / "saved.yaml"
     path.write_text(to_yaml(config))
     assert resolve(GanConfig, path) == config
+
+
+def test_default_dataset_options_do_not_follow_another_dataset(tmp_path):
+    from vision_kernels.engine.run_config import DataConfig
+
+    class Segmenter(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        data: DataConfig = Field(default_factory=lambda: DataConfig(name="shapes", options={"task": "instance"}))
+
+    assert resolve(Segmenter, overrides=["data.options.size=64"]).data.options == {"task": "instance", "size": 64}
+    other = resolve(Segmenter, overrides=["data.name=horse", "data.options={count: 8}"])
+    assert other.data.options == {"count": 8}  # not shapes' task
+    assert resolve(Segmenter, overrides=["data.name=horse"]).data.options == {}
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("data:\n  name: horse\n")
+    assert resolve(Segmenter, config_file, ["data.options.size=32"]).data.options == {"size": 32}
+    assert resolve(Segmenter, overrides=["data.name=shapes"]).data.options == {"task": "instance"}

@@ -353,7 +353,8 @@ def test_autocast_stacked_blocks_equal_the_unfused_layers(train):
     # Under autocast the second block gets a bf16 input with fp32 weights (found on a GPU, where
     # the engine's precision=auto is bf16): the op casts as autocast casts F.conv_transpose2d.
     torch.manual_seed(0)
-    fused = nn.Sequential(vnn.ConvTransposeNormAct2d(8, 4, 4, 1, 0, bias=False), vnn.ConvTransposeNormAct2d(4, 2, 4, 2, 1))
+    block = vnn.ConvTransposeNormAct2d
+    fused = nn.Sequential(block(8, 4, 4, 1, 0, bias=False), block(4, 2, 4, 2, 1))
     plain = nn.Sequential(
         nn.Sequential(nn.ConvTranspose2d(8, 4, 4, 1, 0, bias=False), nn.BatchNorm2d(4), nn.ReLU()),
         nn.Sequential(nn.ConvTranspose2d(4, 2, 4, 2, 1), nn.BatchNorm2d(2), nn.ReLU()),

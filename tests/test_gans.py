@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from vision_kernels import plugins as builtin
 from vision_kernels.engine import checkpoint as ckpt
 from vision_kernels.plugins.gans import latent, step
 from vision_kernels.plugins.gans.dcgan import DcganConfig
@@ -29,7 +30,10 @@ COMMON = ["data.name=digits", "data.batch_size=32", "train.tensorboard=false", "
 
 
 @pytest.fixture
-def cli(vk_cli, tmp_path):
+def cli(vk_register, vk_cli, tmp_path):
+    """vk_cli with the builtin plugin (the first-party families) registered; runs go to tmp_path."""
+    vk_register(builtin, name="builtin")
+
     def run(*args):
         if args and args[0] == "train" and "--resume" not in args:
             args = (*args, "--runs-dir", str(tmp_path / "runs"))
@@ -41,7 +45,7 @@ def cli(vk_cli, tmp_path):
 
 
 def _weights(run_dir, which="last"):
-    return load_file(ckpt.load(run_dir, which=which).path / "model.safetensors")
+    return load_file(ckpt.load(run_dir, which=which).path / "weights.safetensors")
 
 
 @pytest.mark.parametrize("family", ["gan", "dcgan", "cgan"])
@@ -78,7 +82,7 @@ def test_family_trains_resumes_predicts_and_evaluates(family, cli, tmp_path):
 def test_k_discriminator_steps_per_generator_step(cli, tmp_path):
     cli("train", "dcgan", *TINY["dcgan"], *COMMON, "k=3", "train.max_steps=2", "--device", "cpu", "--quiet",
         "--name", "k3")  # fmt: skip
-    state = torch.load(ckpt.load(tmp_path / "runs" / "dcgan" / "k3").path / "training_state.pt", weights_only=False)
+    state = torch.load(ckpt.load(tmp_path / "runs" / "dcgan" / "k3").path / "state.pt", weights_only=False)
     adam_steps = {
         name: {float(s["step"]) for s in optimizer["state"].values()} for name, optimizer in state["optimizers"].items()
     }
@@ -203,7 +207,8 @@ def test_conditional_family_needs_labels():
         step.conditioning(CganConfig(), None, 4, "cpu")
 
 
-def test_demo_trains_evaluates_and_reports(vk_cli, tmp_path):
+def test_demo_trains_evaluates_and_reports(vk_register, vk_cli, tmp_path):
+    vk_register(builtin, name="builtin")
     result = vk_cli("demo", "cgan", "--minutes", "0.05", "--device", "cpu", "--runs-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "cgan").iterdir()

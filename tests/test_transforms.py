@@ -34,6 +34,7 @@ SPECS = {
     "random_crop_padded": [{"random_crop": {"size": [56, 64]}}],
     "random_resized_crop": [{"random_resized_crop": {"size": 40, "scale": [0.3, 1.0]}}],
     "scale": [{"scale": {"range": [0.6, 1.5]}}],
+    "shift": [{"shift": {"fraction": 0.2}}],
     "resize": [{"resize": {"size": [36, 30]}}],
     "rotation": [{"rotation": {"degrees": 40}}],
     "elastic": [{"elastic": {"sigma": 3.0}}],

@@ -76,20 +76,37 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"config key {key!r}: got {value!r} ({type(value).__name__}); {error['msg'].lower()}"
 
 
+def _options_follow_the_dataset(
+    defaults: dict[str, Any], explicit: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    """A family's default data.options are options of its default dataset: when the config names
+    another dataset, only the options it gives itself apply (a run of U-Net on `horse` must not
+    inherit `task: instance` from the default `shapes`)."""
+    default_data, given = defaults.get("data"), explicit.get("data")
+    if not isinstance(default_data, dict) or not isinstance(given, Mapping) or "name" not in given:
+        return data
+    if given["name"] == default_data.get("name"):
+        return data
+    return {**data, "data": {**data["data"], "options": dict(given.get("options") or {})}}
+
+
 def resolve(model: type[BaseModel], config_file: str | Path | None = None, overrides: Iterable[str] = ()) -> BaseModel:
     """The config: model defaults < config_file (YAML) < overrides ('key=value')."""
-    data = model().model_dump()
+    defaults = model().model_dump()
+    explicit: dict[str, Any] = {}  # what the file and the overrides set
     if config_file is not None:
         from_file = load_file(config_file)
         _check_keys(model, from_file)
-        data = _merge(data, from_file)
+        explicit = _merge(explicit, from_file)
     for item in overrides:
         path, value = parse_override(item)
         update: Any = value
         for part in reversed(path):
             update = {part: update}
         _check_keys(model, update)
-        data = _merge(data, update)
+        explicit = _merge(explicit, update)
+    data = _merge(defaults, explicit)
+    data = _options_follow_the_dataset(defaults, explicit, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -324,6 +324,10 @@ def _scale(range: Sequence[float] = (0.75, 1.33)) -> v2.Transform:
     return v2.RandomAffine(degrees=0, scale=tuple(range))
 
 
+def _shift(fraction: float = 0.1) -> v2.Transform:
+    return v2.RandomAffine(degrees=0, translate=(fraction, fraction))
+
+
 def _resize(size: int | Sequence[int]) -> v2.Transform:
     return v2.Resize(size, antialias=True)
 
@@ -348,6 +352,7 @@ TRANSFORMS: dict[str, Callable[..., v2.Transform]] = {
     "random_crop": _random_crop,  # a size crop; padded (image 0, mask `outside`) when the image is smaller
     "random_resized_crop": _random_resized_crop,  # area fraction `scale`, aspect `ratio`, resized to size
     "scale": _scale,  # zoom by a factor in `range` around the centre, size kept
+    "shift": _shift,  # translate by up to `fraction` of the width and height (U-Net's shifts)
     "resize": _resize,
     "rotation": _rotation,  # by an angle in [-degrees, degrees] (or a [min, max] pair)
     "elastic": _elastic,  # U-Net elastic deformation (ElasticGrid)

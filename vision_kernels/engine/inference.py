@@ -155,12 +155,15 @@ def predict(loaded: Loaded, inputs: Sequence[str | Path], output: Path) -> list[
             path = output / f"{key}.png"  # one picture made from no input (a generator's grid)
             save_image(value[0].detach().float().cpu(), path)
             written.append(path)
-        elif isinstance(value, torch.Tensor) and value.dim() == 4:
+        elif _is_pictures(value):
             folder = output / key if len(outputs) > 1 else output
             folder.mkdir(exist_ok=True)
-            for i, image in enumerate(value.detach().float().cpu()):
+            for i, picture in enumerate(value):
                 path = folder / f"{names[i] if i < len(names) else f'sample-{i:04d}'}.png"
-                save_image(image, path)
+                if picture.is_floating_point():
+                    save_image(picture.detach().float().cpu(), path)
+                else:
+                    save_label_map(picture, path)
                 written.append(path)
         else:
             other[key] = _jsonable(value)
@@ -169,6 +172,42 @@ def predict(loaded: Loaded, inputs: Sequence[str | Path], output: Path) -> list[
         path.write_text(json.dumps({"inputs": [str(f) for f in files], **other}, indent=2))
         written.append(path)
     return written
+
+
+def _is_pictures(value: Any) -> bool:
+    """An image batch [N, C, H, W], or a list with one picture per input: a float image [C, H, W]
+    in [0, 1] or an integer label map [H, W] (inputs of different sizes cannot be stacked)."""
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 4
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(
+            isinstance(v, torch.Tensor)
+            and (v.dim() == 3 and v.is_floating_point() or v.dim() == 2 and not v.is_floating_point())
+            for v in value
+        )
+    )
+
+
+def save_label_map(labels: torch.Tensor, path: Path) -> None:
+    """An integer [H, W] label map as a palette PNG: the pixel values are the class indices (as
+    VOC's SegmentationClass files), the palette only colours them for viewing."""
+    from PIL import Image
+
+    from vision_kernels.data.preview import PALETTE
+
+    values = labels.detach().cpu()
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError(
+            f"label maps must hold class indices 0..255 for a palette PNG, got {int(values.min())}..{int(values.max())}"
+        )
+    picture = Image.fromarray(values.to(torch.uint8).numpy(), mode="P")
+    colours = (PALETTE * 255).round().to(torch.uint8)
+    palette = colours.repeat(256 // len(colours) + 1, 1)[:256]
+    palette[255] = 255  # the ignore index: white
+    picture.putpalette(palette.flatten().tolist())
+    picture.save(path)
 
 
 def _jsonable(value: Any) -> Any:

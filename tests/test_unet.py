@@ -1,0 +1,85 @@
+"""The unet family through the CLI: trains a few steps on the embedded shapes (instance masks, so
+the border weight map is used) and horse data, resumes exactly, predicts label PNGs, overlays and
+probabilities on images of any size, and evaluates mIoU and Dice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from vision_kernels import plugins as builtin
+from vision_kernels.engine import checkpoint as ckpt
+from vision_kernels.viz.grid import save_image
+
+TINY = ["depth=2", "base_width=4", "data.batch_size=4", "data.options={task: instance, size: 32, count: 16}",
+        "tile=32", "train.tensorboard=false", "--device", "cpu", "--quiet"]  # fmt: skip
+
+
+@pytest.fixture
+def cli(vk_register, vk_cli, tmp_path):
+    """vk_cli with the builtin plugin (the first-party families) registered; runs go to tmp_path."""
+    vk_register(builtin, name="builtin")
+
+    def run(*args):
+        if args and args[0] == "train" and "--resume" not in args:
+            args = (*args, "--runs-dir", str(tmp_path / "runs"))
+        result = vk_cli(*args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def _weights(run_dir):
+    return load_file(ckpt.load(run_dir, which="last").path / "weights.safetensors")
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_trains_resumes_predicts_and_evaluates(cli, tmp_path, padding):
+    options = [*TINY, f"padding={padding}"]
+    cli("train", "unet", *options, "train.max_steps=4", "--name", "straight")
+    cli("train", "unet", *options, "train.max_steps=2", "--name", "halves")
+    runs = tmp_path / "runs" / "unet"
+    cli("train", "unet", "--resume", str(runs / "halves"), "train.max_steps=4", "--quiet")
+    straight, resumed = _weights(runs / "straight"), _weights(runs / "halves")
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    save_image(torch.rand(3, 45, 70), inputs / "wide.png")  # not a multiple of anything
+    save_image(torch.rand(1, 20, 20), inputs / "grey.png")
+    out = tmp_path / "out"
+    cli("predict", str(runs / "straight"), "--input", str(inputs), "--output", str(out), "--checkpoint", "last")
+    labels = Image.open(out / "labels" / "wide.png")
+    assert labels.mode == "P" and labels.size == (70, 45) and np.asarray(labels).max() < 4
+    assert Image.open(out / "overlay" / "grey.png").size == (20, 20)
+
+    cli("eval", str(runs / "straight"), "--checkpoint", "last")
+    metrics = json.loads((runs / "straight" / "eval.json").read_text())["metrics"]
+    assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["mean_dice"] <= 1 and "iou/3" in metrics
+
+
+def test_probabilities_and_dice_loss_on_horse(cli, tmp_path):
+    cli("train", "unet", "depth=2", "base_width=4", "num_classes=2", "loss=dice", "data.name=horse",
+        "data.options={count: 8, size: 32}", "data.transforms=[]", "data.batch_size=4", "train.max_steps=2",
+        "train.tensorboard=false", "predict.probabilities=true", "--device", "cpu", "--quiet",
+        "--name", "horse")  # fmt: skip
+    image = tmp_path / "x.png"
+    save_image(torch.rand(3, 24, 24), image)
+    out = tmp_path / "out"
+    cli("predict", str(tmp_path / "runs" / "unet" / "horse"), "-i", str(image), "-o", str(out), "--checkpoint", "last")
+    p0 = np.asarray(Image.open(out / "probability-0" / "x.png"), dtype=np.float64)
+    p1 = np.asarray(Image.open(out / "probability-1" / "x.png"), dtype=np.float64)
+    np.testing.assert_allclose(p0 + p1, 255, atol=2)  # two classes: the probabilities sum to one
+
+
+def test_predict_needs_inputs(cli, vk_cli, tmp_path):  # noqa: ARG001 (cli registers the family)
+    cli("train", "unet", *TINY, "train.max_steps=1", "--name", "one")
+    result = vk_cli("predict", str(tmp_path / "runs" / "unet" / "one"), "-o", str(tmp_path / "o"))
+    assert result.exit_code != 0 and "unet predicts on images: give them with --input" in result.output
