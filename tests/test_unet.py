@@ -83,3 +83,19 @@ def test_predict_needs_inputs(cli, vk_cli, tmp_path):  # noqa: ARG001 (cli regis
     cli("train", "unet", *TINY, "train.max_steps=1", "--name", "one")
     result = vk_cli("predict", str(tmp_path / "runs" / "unet" / "one"), "-o", str(tmp_path / "o"))
     assert result.exit_code != 0 and "unet predicts on images: give them with --input" in result.output
+
+
+def test_trains_on_an_image_mask_folder(cli, tmp_path):
+    # Plain (image, mask) items: no instances, so the weight map is the class-balance term alone.
+    root = tmp_path / "folder"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(4):
+        mask = np.zeros((24, 24), np.uint8)
+        mask[4 + i : 14 + i, 6:18] = 1
+        save_image(torch.from_numpy(mask).float()[None].expand(3, -1, -1), root / "images" / f"{i}.png")
+        Image.fromarray(mask, mode="L").save(root / "masks" / f"{i}.png")
+    cli("train", "unet", "depth=2", "base_width=4", "num_classes=2", "data.name=image-mask-folder",
+        f"data.options={{root: {root}, num_classes: 2}}", "data.batch_size=2", "train.max_steps=2",
+        "train.tensorboard=false", "--device", "cpu", "--quiet", "--name", "folder")  # fmt: skip
+    cli("eval", str(tmp_path / "runs" / "unet" / "folder"), "--checkpoint", "last")

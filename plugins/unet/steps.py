@@ -71,8 +71,22 @@ def training_step(ctx: Any, batch: Any) -> dict[str, float]:
     return {"loss": loss.item(), "pixel_accuracy": float(correct) / max(int(valid.sum()), 1)}
 
 
+@torch.no_grad()
 def predict_logits(model: Any, images: Tensor, config: Any) -> Tensor:
-    """Overlap-tile inference: memory bounded by tile and tile batch, not by the image size."""
+    """Overlap-tile inference: memory bounded by tile and tile batch, not by the image size.
+
+    With same padding, an image no larger than one tile is run whole, exactly as in training
+    (the convolutions' zero padding at its border); tiling a larger one needs mirrored context
+    around every tile (tiling.default_context: the receptive field, so the stitched result has no
+    seams), which near the image border differs slightly from what training saw. Valid padding
+    has no such choice: its tiles reproduce the whole-image pass exactly."""
+    if config.padding == "same" and max(images.shape[-2:]) <= config.tile:
+        training = model.training
+        model.eval()
+        try:
+            return forward(model, images)
+        finally:
+            model.train(training)
     return overlap_tile(model, images, tile_output=config.tile, batch_size=config.tile_batch,
                         num_classes=config.num_classes)  # fmt: skip
 
