@@ -52,3 +52,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords and not any(m.name == "skip" for m in item.iter_markers()):
             item.add_marker(skip_cuda)
+
+
+@pytest.fixture
+def builtin_cli(vk_register, vk_cli, tmp_path):
+    """vk_cli with the builtin plugin (the first-party families and datasets) registered; `train`
+    writes under tmp_path/runs; every command must succeed (its output is the failure message)."""
+    from vision_kernels import plugins as builtin
+
+    vk_register(builtin, name="builtin")
+
+    def run(*args):
+        if args and args[0] == "train" and "--resume" not in args:
+            args = (*args, "--runs-dir", str(tmp_path / "runs"))
+        result = vk_cli(*args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    return run

@@ -29,39 +29,24 @@ COMMON = ["data.name=digits", "data.batch_size=32", "train.tensorboard=false", "
           "predict.seeds=9", "predict.per_class=3", "predict.steps=4", "predict.arithmetic_k=2"]  # fmt: skip
 
 
-@pytest.fixture
-def cli(vk_register, vk_cli, tmp_path):
-    """vk_cli with the builtin plugin (the first-party families) registered; runs go to tmp_path."""
-    vk_register(builtin, name="builtin")
-
-    def run(*args):
-        if args and args[0] == "train" and "--resume" not in args:
-            args = (*args, "--runs-dir", str(tmp_path / "runs"))
-        result = vk_cli(*args)
-        assert result.exit_code == 0, result.output
-        return result
-
-    return run
-
-
 def _weights(run_dir, which="last"):
     return load_file(ckpt.load(run_dir, which=which).path / "weights.safetensors")
 
 
 @pytest.mark.parametrize("family", ["gan", "dcgan", "cgan"])
-def test_family_trains_resumes_predicts_and_evaluates(family, cli, tmp_path):
+def test_family_trains_resumes_predicts_and_evaluates(family, builtin_cli, tmp_path):
     options = [*TINY[family], *COMMON, "--device", "cpu", "--quiet"]
-    cli("train", family, *options, "train.max_steps=4", "--name", "straight")
-    cli("train", family, *options, "train.max_steps=2", "--name", "halves")
+    builtin_cli("train", family, *options, "train.max_steps=4", "--name", "straight")
+    builtin_cli("train", family, *options, "train.max_steps=2", "--name", "halves")
     runs = tmp_path / "runs" / family
-    cli("train", family, "--resume", str(runs / "halves"), "train.max_steps=4", "--quiet")
+    builtin_cli("train", family, "--resume", str(runs / "halves"), "train.max_steps=4", "--quiet")
     straight, resumed = _weights(runs / "straight"), _weights(runs / "halves")
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
 
     out = tmp_path / "predicted"
-    cli("predict", str(runs / "straight"), "--output", str(out), "--checkpoint", "last")
+    builtin_cli("predict", str(runs / "straight"), "--output", str(out), "--checkpoint", "last")
     names = {p.name for p in out.iterdir()}
     assert {"samples.png", "interpolation-linear.png", "interpolation-spherical.png", "predictions.json"} <= names
     predictions = json.loads((out / "predictions.json").read_text())
@@ -72,15 +57,15 @@ def test_family_trains_resumes_predicts_and_evaluates(family, cli, tmp_path):
         assert "arithmetic.png" in names
         assert [len(c["seeds"]) for c in predictions["arithmetic_concepts"]] == [2, 2, 2]
 
-    cli("eval", str(runs / "straight"), "--checkpoint", "last")
+    builtin_cli("eval", str(runs / "straight"), "--checkpoint", "last")
     metrics = json.loads((runs / "straight" / "eval.json").read_text())["metrics"]
     assert metrics["real_samples"] == metrics["fake_samples"] == 64
     assert math.isfinite(metrics["fid"]) and metrics["fid"] > 0
     assert ("class_accuracy" in metrics) == (family == "cgan")
 
 
-def test_k_discriminator_steps_per_generator_step(cli, tmp_path):
-    cli("train", "dcgan", *TINY["dcgan"], *COMMON, "k=3", "train.max_steps=2", "--device", "cpu", "--quiet",
+def test_k_discriminator_steps_per_generator_step(builtin_cli, tmp_path):
+    builtin_cli("train", "dcgan", *TINY["dcgan"], *COMMON, "k=3", "train.max_steps=2", "--device", "cpu", "--quiet",
         "--name", "k3")  # fmt: skip
     state = torch.load(ckpt.load(tmp_path / "runs" / "dcgan" / "k3").path / "state.pt", weights_only=False)
     adam_steps = {

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from vision_kernels import plugins as builtin
 from vision_kernels.engine import checkpoint as ckpt
 from vision_kernels.viz.grid import save_image
 
@@ -20,32 +19,17 @@ TINY = ["depth=2", "base_width=4", "data.batch_size=4", "data.options={task: ins
         "tile=32", "train.tensorboard=false", "--device", "cpu", "--quiet"]  # fmt: skip
 
 
-@pytest.fixture
-def cli(vk_register, vk_cli, tmp_path):
-    """vk_cli with the builtin plugin (the first-party families) registered; runs go to tmp_path."""
-    vk_register(builtin, name="builtin")
-
-    def run(*args):
-        if args and args[0] == "train" and "--resume" not in args:
-            args = (*args, "--runs-dir", str(tmp_path / "runs"))
-        result = vk_cli(*args)
-        assert result.exit_code == 0, result.output
-        return result
-
-    return run
-
-
 def _weights(run_dir):
     return load_file(ckpt.load(run_dir, which="last").path / "weights.safetensors")
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_trains_resumes_predicts_and_evaluates(cli, tmp_path, padding):
+def test_trains_resumes_predicts_and_evaluates(builtin_cli, tmp_path, padding):
     options = [*TINY, f"padding={padding}"]
-    cli("train", "unet", *options, "train.max_steps=4", "--name", "straight")
-    cli("train", "unet", *options, "train.max_steps=2", "--name", "halves")
+    builtin_cli("train", "unet", *options, "train.max_steps=4", "--name", "straight")
+    builtin_cli("train", "unet", *options, "train.max_steps=2", "--name", "halves")
     runs = tmp_path / "runs" / "unet"
-    cli("train", "unet", "--resume", str(runs / "halves"), "train.max_steps=4", "--quiet")
+    builtin_cli("train", "unet", "--resume", str(runs / "halves"), "train.max_steps=4", "--quiet")
     straight, resumed = _weights(runs / "straight"), _weights(runs / "halves")
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
@@ -55,37 +39,38 @@ def test_trains_resumes_predicts_and_evaluates(cli, tmp_path, padding):
     save_image(torch.rand(3, 45, 70), inputs / "wide.png")  # not a multiple of anything
     save_image(torch.rand(1, 20, 20), inputs / "grey.png")
     out = tmp_path / "out"
-    cli("predict", str(runs / "straight"), "--input", str(inputs), "--output", str(out), "--checkpoint", "last")
+    builtin_cli("predict", str(runs / "straight"), "--input", str(inputs), "--output", str(out), "--checkpoint", "last")
     labels = Image.open(out / "labels" / "wide.png")
     assert labels.mode == "P" and labels.size == (70, 45) and np.asarray(labels).max() < 4
     assert Image.open(out / "overlay" / "grey.png").size == (20, 20)
 
-    cli("eval", str(runs / "straight"), "--checkpoint", "last")
+    builtin_cli("eval", str(runs / "straight"), "--checkpoint", "last")
     metrics = json.loads((runs / "straight" / "eval.json").read_text())["metrics"]
     assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["mean_dice"] <= 1 and "iou/3" in metrics
 
 
-def test_probabilities_and_dice_loss_on_horse(cli, tmp_path):
-    cli("train", "unet", "depth=2", "base_width=4", "num_classes=2", "loss=dice", "data.name=horse",
+def test_probabilities_and_dice_loss_on_horse(builtin_cli, tmp_path):
+    builtin_cli("train", "unet", "depth=2", "base_width=4", "num_classes=2", "loss=dice", "data.name=horse",
         "data.options={count: 8, size: 32}", "data.transforms=[]", "data.batch_size=4", "train.max_steps=2",
         "train.tensorboard=false", "predict.probabilities=true", "--device", "cpu", "--quiet",
         "--name", "horse")  # fmt: skip
     image = tmp_path / "x.png"
     save_image(torch.rand(3, 24, 24), image)
     out = tmp_path / "out"
-    cli("predict", str(tmp_path / "runs" / "unet" / "horse"), "-i", str(image), "-o", str(out), "--checkpoint", "last")
+    run_dir = tmp_path / "runs" / "unet" / "horse"
+    builtin_cli("predict", str(run_dir), "-i", str(image), "-o", str(out), "--checkpoint", "last")
     p0 = np.asarray(Image.open(out / "probability-0" / "x.png"), dtype=np.float64)
     p1 = np.asarray(Image.open(out / "probability-1" / "x.png"), dtype=np.float64)
     np.testing.assert_allclose(p0 + p1, 255, atol=2)  # two classes: the probabilities sum to one
 
 
-def test_predict_needs_inputs(cli, vk_cli, tmp_path):  # noqa: ARG001 (cli registers the family)
-    cli("train", "unet", *TINY, "train.max_steps=1", "--name", "one")
+def test_predict_needs_inputs(builtin_cli, vk_cli, tmp_path):  # noqa: ARG001 (builtin_cli registers the family)
+    builtin_cli("train", "unet", *TINY, "train.max_steps=1", "--name", "one")
     result = vk_cli("predict", str(tmp_path / "runs" / "unet" / "one"), "-o", str(tmp_path / "o"))
     assert result.exit_code != 0 and "unet predicts on images: give them with --input" in result.output
 
 
-def test_trains_on_an_image_mask_folder(cli, tmp_path):
+def test_trains_on_an_image_mask_folder(builtin_cli, tmp_path):
     # Plain (image, mask) items: no instances, so the weight map is the class-balance term alone.
     root = tmp_path / "folder"
     (root / "images").mkdir(parents=True)
@@ -95,7 +80,7 @@ def test_trains_on_an_image_mask_folder(cli, tmp_path):
         mask[4 + i : 14 + i, 6:18] = 1
         save_image(torch.from_numpy(mask).float()[None].expand(3, -1, -1), root / "images" / f"{i}.png")
         Image.fromarray(mask, mode="L").save(root / "masks" / f"{i}.png")
-    cli("train", "unet", "depth=2", "base_width=4", "num_classes=2", "data.name=image-mask-folder",
+    builtin_cli("train", "unet", "depth=2", "base_width=4", "num_classes=2", "data.name=image-mask-folder",
         f"data.options={{root: {root}, num_classes: 2}}", "data.batch_size=2", "train.max_steps=2",
         "train.tensorboard=false", "--device", "cpu", "--quiet", "--name", "folder")  # fmt: skip
-    cli("eval", str(tmp_path / "runs" / "unet" / "folder"), "--checkpoint", "last")
+    builtin_cli("eval", str(tmp_path / "runs" / "unet" / "folder"), "--checkpoint", "last")
