@@ -295,6 +295,14 @@ def test_precision_auto_is_off_on_cpu(tiny, tmp_path):
     assert make_trainer(tiny.TINY, tmp_path / "run").amp_dtype is None
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_bf16_follows_the_cpu(tiny, tmp_path, monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    trainer = make_trainer(tiny.TINY, tmp_path / "run", "train.precision=auto-bf16")
+    assert trainer.amp_dtype == (torch.bfloat16 if native else None)
+
+
 def test_max_steps_stops_mid_epoch(tiny, tmp_path):
     result = make_trainer(tiny.TINY, tmp_path / "run", "train.epochs=5", "train.max_steps=20").fit()
     assert (result.status, result.step, result.epoch) == ("finished", 20, 1)

@@ -16,7 +16,7 @@ from vision_kernels.nn import ConvTransposeNormAct2d
 from vision_kernels.plugins.unet.loss import center_crop, dice_loss, weighted_cross_entropy
 from vision_kernels.plugins.unet.model import UNet
 from vision_kernels.plugins.unet.tiling import default_context, overlap_tile, reflect_index, whole_image
-from vision_kernels.plugins.unet.weights import weight_map, weight_maps
+from vision_kernels.plugins.unet.weights import border_term, weight_map, weight_maps
 
 
 def tiny(**kwargs) -> UNet:
@@ -116,6 +116,25 @@ def test_fused_and_unfused_batch_norm_up_convolutions_agree(padding):
         torch.testing.assert_close(fused.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_channels_last_gives_the_same_outputs_and_gradients(fused):
+    torch.manual_seed(0)
+    nchw = tiny(batch_norm=True, fused=fused, padding="same", dropout=0.0)
+    nhwc = tiny(batch_norm=True, fused=fused, padding="same", dropout=0.0, channels_last=True)
+    nhwc.load_state_dict(nchw.state_dict())
+    assert nhwc.head.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 1, 32, 32)
+    out_nchw, out_nhwc = nchw(x), nhwc(x)
+    assert out_nhwc.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out_nhwc, out_nchw, rtol=1e-4, atol=1e-5)
+    out_nchw.square().sum().backward()
+    out_nhwc.square().sum().backward()
+    for (name, a), b in zip(nchw.named_parameters(), nhwc.parameters(), strict=True):
+        # Summation order differs between the layouts: compare against the gradient's own scale.
+        scale = a.grad.abs().max().item()
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5 * scale, msg=name)
+
 def test_dropout_only_at_the_end_of_the_contracting_path():
     model = tiny(dropout=0.5, base_width=4, depth=2)
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
@@ -191,6 +210,31 @@ def test_weight_map_class_balance_mean_one_ignore_zero_and_no_border_without_two
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         weight_map(semantic + 1, None, num_classes=2)
 
+
+
+
+def test_border_term_is_what_the_instances_add_to_the_weight_map():
+    semantic, instances = _two_squares()
+    added = weight_map(semantic, instances, num_classes=2) - weight_map(semantic, None, num_classes=2)
+    valid = semantic != 255
+    torch.testing.assert_close(border_term(instances)[valid], added[valid], rtol=1e-5, atol=1e-5)
+    assert border_term(instances[:1]).abs().max() == 0  # one object: no gaps
+    with pytest.raises(ValueError, match=r"\[N, H, W\]"):
+        border_term(instances[0])
+
+def test_weight_map_class_balance_power_interpolates_between_none_and_full():
+    semantic, _ = _two_squares()
+    valid = semantic != 255
+    counts = torch.bincount(semantic[valid].flatten(), minlength=2).double()
+    for power in (0.0, 0.25, 0.5, 1.0):
+        weights = weight_map(semantic, None, num_classes=2, class_balance=power).double()
+        assert weights[valid].mean().item() == pytest.approx(1.0, rel=1e-6)
+        # The ratio of a background pixel's weight to an object pixel's is (n_object / n_background)**p.
+        ratio = weights[semantic == 0][0] / weights[semantic == 1][0]
+        assert ratio.item() == pytest.approx((counts[1] / counts[0]).item() ** power, rel=1e-6)
+    torch.testing.assert_close(weight_map(semantic, None, 2, class_balance=True), weight_map(semantic, None, 2, 1.0))
+    with pytest.raises(ValueError, match="class_balance"):
+        weight_map(semantic, None, num_classes=2, class_balance=1.5)
 
 # Losses -----------------------------------------------------------------------------------------------
 

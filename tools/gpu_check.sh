@@ -14,6 +14,9 @@
 #   VK_CUDA_ARCHS       CUDA architectures to build (default 90-real: H100/H200 only, fast nvcc)
 #   VK_COMMIT           commit to record in the benchmark report (the device's .git may be stale)
 #   GPU_CHECK_BENCH_ARGS extra pytest-benchmark options (default: modest rounds, warm-up on)
+#   GPU_CHECK_TESTS     test files of step 4 (default: every kernel test file)
+#   GPU_CHECK_AFTER     a command run after the tests, time-boxed like them (e.g. a training script)
+#   GPU_CHECK_NO_BENCH  set: skip the benchmarks
 #
 # Files in $OUT (at most 8): gpu_check.log (everything printed), build.log, tests.xml (junit),
 # gpu-bench.json (pytest-benchmark), cuda-<gpu>.json (benchmarks/report.py format), bench-table.md.
@@ -84,8 +87,8 @@ for op, per_device in info["backends"].items():
 PY
 
 step "4. GPU tests"
-TESTS="tests/test_gpu.py tests/test_box_iou.py tests/test_nms.py tests/test_instance_norm.py tests/test_conv_norm_act.py
-tests/test_box_convert.py tests/test_compile.py tests/test_triton_compile.py tests/test_backends.py tests/test_nn_norm.py"
+TESTS=${GPU_CHECK_TESTS:-"tests/test_gpu.py tests/test_box_iou.py tests/test_nms.py tests/test_instance_norm.py tests/test_conv_norm_act.py
+tests/test_box_convert.py tests/test_compile.py tests/test_triton_compile.py tests/test_backends.py tests/test_nn_norm.py"}
 XARGS=()
 has xdist && XARGS+=(-n 8)
 has pytest_timeout && XARGS+=(--timeout=150)
@@ -124,6 +127,16 @@ for reason, n in skips.most_common(12):
 for line in fails[:80]:
     print(" ", line)
 PY
+
+if [ -n "${GPU_CHECK_AFTER:-}" ]; then
+  step "4b. $GPU_CHECK_AFTER"
+  timeout -s INT -k 20 "$(left)" bash -c "$GPU_CHECK_AFTER"
+  echo "after: rc=$?"
+fi
+if [ -n "${GPU_CHECK_NO_BENCH:-}" ]; then
+  step "done (no benchmarks)"
+  exit 0
+fi
 
 step "5. GPU benchmarks"
 BARGS=(-p no:cacheprovider -o addopts="" --benchmark-only --device cuda -q -rfE --tb=short

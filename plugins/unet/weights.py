@@ -14,10 +14,14 @@ Choices where the paper is silent, made explicit:
 - The border term applies only to background pixels (pixels in no instance), as in the paper, where
   it weights the separating background between cells; inside an object it is 0.
 - With fewer than 2 (non-empty) instances there is no second-nearest object, and the border term is 0.
-- w_c: inverse class frequency over the valid pixels of this mask, normalised so that the mean of w_c
-  over valid pixels is 1: w_c(x) = n_valid / (K * n_class(x)) with K the number of classes present.
-  Every present class then carries the same total weight (n_valid / K). The border term comes on top,
-  so the mean of the full map is 1 + mean(border term). Without class_balance, w_c = 1.
+- w_c: a power p of the inverse class frequency over the valid pixels of this mask,
+  w_c(x) proportional to (n_valid / (K * n_class(x)))**p with K the number of classes present,
+  normalised so that the mean of w_c over valid pixels is 1. p = 1 (full balance) gives every present
+  class the same total weight (n_valid / K); p = 0 gives w_c = 1. The family uses p = 0.5: measured on
+  `shapes`, full balance makes the network paint objects over the background around them (shifting
+  the trained network's background logit by +2 raised held-out mIoU from 0.875 to 0.902), and the
+  square root keeps rare classes from vanishing without that bias. The border term comes on top, so
+  the mean of the full map is 1 + mean(border term).
 - Pixels labelled ignore_index weigh 0 and count in no statistic.
 
 Computed with numpy/scipy on the CPU (data loading or the training step's host side); O(N * H * W)
@@ -49,7 +53,7 @@ def weight_map(
     num_classes: int,
     w0: float = 10.0,
     sigma: float = 5.0,
-    class_balance: bool = True,
+    class_balance: float = 1.0,
     ignore_index: int = 255,
 ) -> Tensor:
     """The weight map of one mask (see the module docstring for the exact definition).
@@ -61,7 +65,8 @@ def weight_map(
             are an error.
         w0, sigma: the border term's height and width (the paper: 10 and 5 pixels); w0 = 0 turns
             the border term off.
-        class_balance: inverse-frequency class weights w_c; False: w_c = 1.
+        class_balance: the power p of the inverse class frequency in w_c: 1 (or True) full balance,
+            0 (or False) w_c = 1, in between a softer balance.
         ignore_index: label of pixels that get weight 0.
 
     Returns:
@@ -75,6 +80,8 @@ def weight_map(
         )
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma!r}")
+    if not 0 <= float(class_balance) <= 1:
+        raise ValueError(f"class_balance must be a power in [0, 1] (or a bool), got {class_balance!r}")
     labels = semantic.detach().cpu().numpy().astype(np.int64)
     valid = labels != ignore_index
     present = labels[valid]
@@ -89,18 +96,33 @@ def weight_map(
         counts = np.bincount(present, minlength=num_classes)
         per_class = np.zeros(num_classes)
         seen = counts > 0
-        per_class[seen] = present.size / (seen.sum() * counts[seen])
+        per_class[seen] = (present.size / (seen.sum() * counts[seen])) ** float(class_balance)
+        per_class /= (per_class * counts).sum() / present.size  # mean 1 over the valid pixels
         weights = np.where(valid, per_class[np.where(valid, labels, 0)], 0.0)
 
     if instances is not None and w0 != 0:
-        masks = instances.detach().cpu().numpy().astype(bool)
-        masks = masks[masks.any(axis=(1, 2))]  # empty masks are no objects
-        if len(masks) >= 2:
-            d1, d2 = _two_nearest(masks)
-            background = valid & ~masks.any(0)
-            weights = weights + np.where(background, w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2)), 0.0)
+        weights = weights + np.where(valid, _border_term(instances, w0, sigma), 0.0)
 
     return torch.from_numpy(weights.astype(np.float32)).to(semantic.device)
+
+
+def _border_term(instances: Tensor, w0: float, sigma: float) -> np.ndarray:
+    masks = instances.detach().cpu().numpy().astype(bool)
+    masks = masks[masks.any(axis=(1, 2))]  # empty masks are no objects
+    if len(masks) < 2:
+        return np.zeros(instances.shape[1:])
+    d1, d2 = _two_nearest(masks)
+    return np.where(~masks.any(0), w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2)), 0.0)
+
+
+def border_term(instances: Tensor, w0: float = 10.0, sigma: float = 5.0) -> Tensor:
+    """The border term alone, w0 * exp(-(d1 + d2)**2 / (2 sigma**2)) on background pixels, 0 inside
+    objects and everywhere when there are fewer than 2 objects: [N, H, W] instance masks -> [H, W]
+    float32. Where it is large lie the gaps between nearby objects that the loss emphasises (the
+    evaluation script scores the network there)."""
+    if instances.dim() != 3:
+        raise ValueError(f"instances must be [N, H, W], got shape {tuple(instances.shape)}")
+    return torch.from_numpy(_border_term(instances, w0, sigma).astype(np.float32)).to(instances.device)
 
 
 def weight_maps(
@@ -109,7 +131,7 @@ def weight_maps(
     num_classes: int,
     w0: float = 10.0,
     sigma: float = 5.0,
-    class_balance: bool = True,
+    class_balance: float = 1.0,
     ignore_index: int = 255,
 ) -> Tensor:
     """weight_map for each mask of a batch: semantic [B, H, W], instances a list of B [N_i, H, W]

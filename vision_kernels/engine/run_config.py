@@ -75,8 +75,10 @@ class TrainConfig(_Section):
         description="stop after this many minutes of training in this process (a time budget; the run "
         "then depends on the machine's speed, unlike max_steps)",
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="autocast dtype; auto: bf16 on a GPU that supports it, fp32 on CPU"
+    precision: Literal["auto", "auto-bf16", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="autocast dtype; auto: bf16 on a GPU that supports it, fp32 on CPU; auto-bf16: bf16 wherever "
+        "it is native (such GPUs, and CPUs with AVX512-BF16 or AMX), else fp32",
     )
     clip_grad_norm: float | None = Field(None, gt=0, description="clip each optimizer's gradient norm to this")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

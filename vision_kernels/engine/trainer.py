@@ -55,10 +55,21 @@ def resolve_device(requested: str, world: dist.World) -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 arithmetic runs in hardware on the device: a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (elsewhere CPU bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None: full precision. auto: bf16 on a GPU that has it, fp32 on CPU."""
+    """None: full precision. auto: bf16 on a GPU that has it, fp32 on CPU. auto-bf16: bf16 wherever
+    native_bf16(device), else fp32."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cuda" and native_bf16(device) else None
+    if precision == "auto-bf16":
+        return torch.bfloat16 if native_bf16(device) else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
