@@ -87,7 +87,7 @@ DATASETS = [
     Dataset("horse", "scikit-image's horse silhouette on textures, as segmentation (options: count, size, seed)",
             _lazy(EMBEDDED, "Horse"), ("segmentation",), TRAIN_VAL),
     Dataset("shapes", "synthetic shapes with class, box, semantic and instance masks (options: task, size, count, "
-            "objects, classes, single, seed)", _lazy("vision_kernels.data.shapes", "ShapesDataset"),
+            "objects, classes, single, seed, deform, appearance)", _lazy("vision_kernels.data.shapes", "ShapesDataset"),
             ("classification", "localization", "detection", "segmentation", "instance"), TRAIN_VAL),
     Dataset("imagefolder", "root/<class>/<image> (options: root, channels)", _lazy(FORMATS, "ImageFolder"),
             ("classification", "generation"), TRAIN_VAL),

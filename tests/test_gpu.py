@@ -182,11 +182,14 @@ def test_opcheck_triton_conv_transpose():
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_unet_channels_last_bf16_training_step_on_gpu(fused):
+def test_unet_channels_last_bf16_training_step_on_gpu(fused, monkeypatch):
     """The unet family's GPU path: channels-last weights and activations, the fused up-convolution's
     CUDA kernel (or the plain layers), bf16 autocast; fp32 results equal the CPU model's."""
     from vision_kernels.plugins.unet.model import UNet
 
+    # cuDNN convolves fp32 in TF32 by default (10-bit mantissa): 0.025 apart from the CPU on the
+    # H200 through 14 convolutions with both fused and plain layers. Compare in true fp32.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     torch.manual_seed(0)
     cpu = UNet(3, 4, depth=3, base_width=8, padding="same", batch_norm=True, dropout=0.0, fused=fused)
     gpu = UNet(3, 4, depth=3, base_width=8, padding="same", batch_norm=True, dropout=0.0, fused=fused,

@@ -133,11 +133,51 @@ def test_items_are_cheap_enough_for_large_counts():
         ({"classes": ("circle", "circle")}, "classes must be distinct"),
         ({"single": "yes"}, "single must be true or false"),
         ({"seed": 1.5}, "seed must be an integer"),
+        ({"deform": -1}, "deform must be a number >= 0"),
+        ({"deform": True}, "deform must be a number >= 0"),
+        ({"appearance": "sepia"}, "appearance must be one of random, stained, got 'sepia'"),
     ],
 )
 def test_bad_arguments_are_named(options, match):
     with pytest.raises(ValueError, match=match):
         ShapesDataset(**options)
+
+
+def test_deformed_scenes_bend_image_and_masks_together():
+    rigid = ShapesDataset(task="instance", count=12, size=64, classes=["ellipse"], objects=(2, 5))
+    bent = ShapesDataset(task="instance", count=12, size=64, classes=["ellipse"], objects=(2, 5), deform=6)
+    changed = 0
+    for i in range(len(bent)):
+        image, target = bent[i]
+        again = bent[i]
+        assert torch.equal(image, again[0]) and torch.equal(target["masks"], again[1]["masks"])  # seeded
+        masks, labels = target["masks"], target["labels"]
+        assert masks.sum(0).max() <= 1 and (masks.flatten(1).sum(1) > 0).all()
+        assert torch.equal(target["semantic"], ((labels + 1)[:, None, None] * masks).sum(0))
+        assert torch.equal(target["boxes"], boxes_from_masks(masks))
+        assert 0 <= image.min() <= image.max() <= 1
+        # Each object is one flat colour (+ noise): inside its mask (edges blend bilinearly, so
+        # one pixel in from them) the image has that colour, so the mask moved with the image.
+        inner = -torch.nn.functional.max_pool2d(-masks[:, None].float(), 3, stride=1, padding=1)[:, 0] > 0
+        for mask in inner:
+            if mask.sum() < 10:
+                continue
+            pixels = image[:, mask]
+            off = (pixels - pixels.median(1).values[:, None]).abs().max(0).values > 0.15
+            assert off.float().mean() < 0.02
+        changed += not torch.equal(image, rigid[i][0])
+    assert changed == len(bent)  # every scene bent (deform=0 is the rigid scene, as before)
+
+
+def test_stained_scenes_are_light_grey_objects_on_a_dim_grey_background():
+    dataset = ShapesDataset(task="instance", count=8, size=48, classes=["ellipse"], appearance="stained")
+    for i in range(len(dataset)):
+        image, target = dataset[i]
+        assert (image.max(0).values - image.min(0).values).mean() < 0.06  # grey, up to the per-channel noise
+        objects = target["masks"].any(0)
+        assert image[:, ~objects].mean() < 0.35 < 0.55 < image[:, objects].mean()
+    # The default appearance is unchanged by the option's existence: the same seeded scenes.
+    assert torch.equal(ShapesDataset(count=2)[1][0], ShapesDataset(count=2, appearance="random")[1][0])
 
 
 def test_classes_may_be_a_comma_separated_string():

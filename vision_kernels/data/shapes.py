@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vision_kernels.data.collate import detection_collate
-from vision_kernels.data.transforms import boxes_from_masks
+from vision_kernels.data.transforms import ElasticGrid, _sample_grid, boxes_from_masks
 
 SHAPES = ("circle", "square", "triangle", "rectangle", "ellipse", "star")
 TASKS = ("classification", "localization", "detection", "segmentation", "instance")
@@ -133,10 +133,30 @@ def _colour(g: torch.Generator, away_from: Tensor) -> Tensor:
     return colour
 
 
-def render(g: torch.Generator, size: int, kinds: Sequence[str], count: int, single: bool) -> Scene:
+def _stained_background(g: torch.Generator, size: int) -> Tensor:
+    """[3, size, size]: a dim grey with smooth, faint unevenness, as a stained slide's."""
+    coarse = torch.rand(1, 1, 4, 4, generator=g)
+    t = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)[0].clamp(0, 1)
+    return (0.22 + 0.08 * t).expand(3, -1, -1).clone()
+
+
+def _stained_colour(g: torch.Generator, away_from: Tensor) -> Tensor:
+    """A light grey [3], slightly different per object."""
+    return torch.full((3,), 0.6 + 0.15 * float(torch.rand((), generator=g)))
+
+
+APPEARANCES = {"random": (_background, _colour), "stained": (_stained_background, _stained_colour)}
+
+
+def render(
+    g: torch.Generator, size: int, kinds: Sequence[str], count: int, single: bool, appearance: str = "random"
+) -> Scene:
     """A scene of up to `count` objects (fewer only when a crowded small image has no room left
-    that keeps every object MIN_VISIBLE visible) with classes drawn from `kinds`."""
-    image = _background(g, size)
+    that keeps every object MIN_VISIBLE visible) with classes drawn from `kinds`. `appearance`:
+    random colours on random textures, or "stained": light grey objects on a dim grey background,
+    alike in every scene (as microscope images of one stain are)."""
+    background, colour = APPEARANCES[appearance]
+    image = background(g, size)
     low, high = (0.15, 0.35) if single else (0.1, 0.25)
     labels: list[int] = []
     visible: list[Tensor] = []
@@ -154,13 +174,29 @@ def render(g: torch.Generator, size: int, kinds: Sequence[str], count: int, sing
         else:
             continue
         under = image[:, mask].mean(1)
-        image[:, mask] = _colour(g, under)[:, None]
+        image[:, mask] = colour(g, under)[:, None]
         visible = [*covered, mask]
         labels.append(label)
         areas.append(area)
     image = (image + torch.randn(image.shape, generator=g) * 0.02).clamp(0, 1)
     masks = torch.stack(visible) if visible else torch.zeros(0, size, size, dtype=torch.bool)
     return Scene(image.float(), torch.tensor(labels, dtype=torch.int64), masks, boxes_from_masks(masks))
+
+
+def deform(scene: Scene, g: torch.Generator, sigma: float) -> Scene:
+    """The scene bent by one smooth elastic field (the U-Net paper's: N(0, sigma^2) px displacements
+    on a 3x3 grid, bicubic in between), image bilinear and masks nearest, the border extended (no
+    empty corners): rigid shapes become irregular blobs, like cells in a microscope image. Objects
+    that the field pushes out of the image are dropped."""
+    size = scene.image.shape[-1]
+    grid = _sample_grid(ElasticGrid(sigma).displacement(size, size, generator=g))
+    image = F.grid_sample(scene.image[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+    if not len(scene.masks):
+        return Scene(image, scene.labels, scene.masks, scene.boxes)
+    masks = F.grid_sample(scene.masks[None].float(), grid, mode="nearest", padding_mode="border", align_corners=True)
+    masks = masks[0] > 0.5
+    kept = masks.flatten(1).sum(1) > 0
+    return Scene(image, scene.labels[kept], masks[kept], boxes_from_masks(masks[kept]))
 
 
 # ---- the dataset --------------------------------------------------------------------------------------
@@ -200,7 +236,11 @@ class ShapesDataset(Dataset):
         instance        (image, {"boxes", "labels", "masks": bool [N, H, W], "semantic": the mask above})
 
     `classes` is ["background", *names] for segmentation (it indexes the mask), else the names
-    (they index the labels); `num_classes` is its length."""
+    (they index the labels); `num_classes` is its length. `deform` > 0 bends every scene with its
+    own smooth elastic field of that sigma in pixels (see `deform`): the objects become irregular,
+    cell-like blobs whose variation is the one the U-Net paper's elastic augmentation imitates.
+    `appearance="stained"` draws light grey objects on a dim grey background in every scene instead
+    of random colours on random textures (see `render`)."""
 
     def __init__(
         self,
@@ -212,6 +252,8 @@ class ShapesDataset(Dataset):
         classes: str | Sequence[str] = ("circle", "square", "triangle"),
         single: bool = False,
         seed: int = 0,
+        deform: float = 0.0,
+        appearance: str = "random",
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"shapes: split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -225,12 +267,17 @@ class ShapesDataset(Dataset):
             raise ValueError(f"shapes: single must be true or false, got {single!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"shapes: seed must be an integer, got {seed!r}")
+        if isinstance(deform, bool) or not isinstance(deform, (int, float)) or deform < 0:
+            raise ValueError(f"shapes: deform must be a number >= 0 (pixels), got {deform!r}")
+        if appearance not in APPEARANCES:
+            raise ValueError(f"shapes: appearance must be one of {', '.join(APPEARANCES)}, got {appearance!r}")
         try:
             self.objects = _object_range(objects, single)
             self.names = _names(classes)
         except ValueError as error:
             raise ValueError(f"shapes: {error}") from None
         self.split, self.task, self.size, self.count, self.single, self.seed = split, task, size, count, single, seed
+        self.deform, self.appearance = float(deform), appearance
         self.classes = ["background", *self.names] if task == "segmentation" else list(self.names)
         self.num_classes = len(self.classes)
         if task in ("detection", "instance"):
@@ -247,7 +294,8 @@ class ShapesDataset(Dataset):
         key = f"shapes:{self.seed}:{self.split}:{index}".encode()
         g = torch.Generator().manual_seed(zlib.crc32(key))
         count = int(torch.randint(self.objects[0], self.objects[1] + 1, (), generator=g))
-        return render(g, self.size, self.names, count, self.single)
+        scene = render(g, self.size, self.names, count, self.single, self.appearance)
+        return deform(scene, g, self.deform) if self.deform else scene
 
     def __getitem__(self, index: int) -> tuple[Tensor, Any]:
         scene = self.scene(index)
