@@ -1,22 +1,24 @@
 """The README's figures for the unet family, measured on this machine (not a test: minutes).
 
     .venv/bin/python tools/evaluate_unet.py [--minutes 10] [--ablation-epochs 300] [--seeds 0,1]
-                                            [--only quality,ablation,large] [--device cpu] [--workers 0]
+        [--only quality,ablation,large] [--ablation-data shapes|cells|stained-cells]
+        [--variants full,no_border_weight,no_elastic] [--device cpu] [--workers 0] [--out FILE]
 
 - quality: unet with default settings on `shapes` at 128x128 (36 epochs of 400 images, constant
   rate then linear decay, bf16 autocast where native), trained for at most --minutes; mIoU, Dice
   and pixel accuracy on 200 held-out (val split) images.
 - ablation: the paper's regime of 30 training images, each configuration trained for
   --ablation-epochs (3 steps each, the default schedule) per seed: full (border weight map +
-  elastic deformation), without the border term of the weight map, without elastic deformation.
-  Reported on 200 val images: mIoU; the accuracy on the pixels within 3 px of an object's border;
-  and on the background pixels between nearby objects where the border term is >= 1 (separation
-  accuracy: what the weight map is for).
+  elastic deformation), without the border term of the weight map, without elastic deformation,
+  on the data set --ablation-data (see ABLATION_DATA). Reported on 200 val images: mIoU; the
+  accuracy on the pixels within 3 px of an object's border; and on the background pixels between
+  nearby objects where the border term is >= 1 (separation accuracy: what the weight map is for).
 - large: overlap-tile inference on 1024, 2048 and 4096 pixel square images (an untrained default
   network; time and memory do not depend on the weights), each in a fresh process: peak memory
   beyond the input image and the output logits, which stays flat as the image grows.
 
-Writes benchmarks/results/unet-<machine>.json and prints a summary.
+Writes --out (default benchmarks/results/unet-cpu.json; during an ablation after every run) and
+prints a summary. The committed results: benchmarks/results/unet-cpu-{quality,ablation,large}.json.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ def main() -> None:
     parser.add_argument("--ablation-epochs", type=int, default=300)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--ablation-data", choices=sorted(ABLATION_DATA), default="shapes")
+    parser.add_argument("--variants", default="", help="ablation variants to run (default: all)")
     parser.add_argument("--only", default="quality,ablation,large")
     parser.add_argument("--device", default="cpu", help="where the runs train and evaluate (cpu or cuda)")
     parser.add_argument("--workers", type=int, default=0, help="data.num_workers of the ablation runs")
@@ -192,6 +195,8 @@ def ablation(args: argparse.Namespace, stamp: str, result: dict) -> dict:
         "no_border_weight": ["border_weight=false"],
         "no_elastic": [f"data.transforms={_without_elastic()}"],
     }
+    if args.variants:
+        variants = {name: variants[name] for name in args.variants.split(",")}
     rows: dict[str, list[dict]] = {name: [] for name in variants}
     workers = f"data.num_workers={args.workers}"
     for seed in args.seeds.split(","):
