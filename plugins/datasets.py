@@ -5,21 +5,9 @@ as a third-party plugin's would be. Each `load(split, **options)` imports its mo
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from vision_kernels.family import Dataset
-
-
-def _lazy(module: str, attribute: str, **fixed: Any) -> Any:
-    """load(split, **options) -> module.attribute(split=split, **fixed, **options), imported on call."""
-
-    def load(split: str = "train", **options: Any) -> Any:
-        return getattr(importlib.import_module(module), attribute)(split=split, **fixed, **options)
-
-    load.__name__ = attribute
-    load.__doc__ = f"{module}.{attribute}"
-    return load
+from vision_kernels.family import Dataset, lazy
 
 
 def coco(
@@ -74,35 +62,35 @@ FORMATS = "vision_kernels.data.formats"
 TRAIN_VAL = ("train", "val")
 
 DATASETS = [
-    Dataset("digits", "scikit-learn's 1797 8x8 handwritten digits (options: size)", _lazy(EMBEDDED, "digits"),
+    Dataset("digits", "scikit-learn's 1797 8x8 handwritten digits (options: size)", lazy(EMBEDDED, "digits"),
             ("classification", "generation"), TRAIN_VAL),
     Dataset("opencv-digits", "5000 20x20 handwritten digits from Debian's opencv-doc (options: size, path)",
-            _lazy(EMBEDDED, "opencv_digits"), ("classification", "generation"), TRAIN_VAL),
+            lazy(EMBEDDED, "opencv_digits"), ("classification", "generation"), TRAIN_VAL),
     Dataset("fashion-mnist", "70000 28x28 clothing images from Debian's dataset-fashion-mnist (options: root, size)",
-            _lazy(EMBEDDED, "fashion_mnist"), ("classification", "generation"), ("train", "val", "test")),
+            lazy(EMBEDDED, "fashion_mnist"), ("classification", "generation"), ("train", "val", "test")),
     Dataset("photos", "scikit-image's photos: chelsea, astronaut, coffee, ... (options: names, size)",
-            _lazy(EMBEDDED, "photos"), ("generation", "translation"), ("train",)),
+            lazy(EMBEDDED, "photos"), ("generation", "translation"), ("train",)),
     Dataset("textures", "scikit-image's textures: grass, gravel, brick (options: names, size)",
-            _lazy(EMBEDDED, "textures"), ("generation",), ("train",)),
+            lazy(EMBEDDED, "textures"), ("generation",), ("train",)),
     Dataset("horse", "scikit-image's horse silhouette on textures, as segmentation (options: count, size, seed)",
-            _lazy(EMBEDDED, "Horse"), ("segmentation",), TRAIN_VAL),
+            lazy(EMBEDDED, "Horse"), ("segmentation",), TRAIN_VAL),
     Dataset("shapes", "synthetic shapes with class, box, semantic and instance masks (options: task, size, count, "
-            "objects, classes, single, seed, deform, appearance)", _lazy("vision_kernels.data.shapes", "ShapesDataset"),
+            "objects, classes, single, seed, deform, appearance)", lazy("vision_kernels.data.shapes", "ShapesDataset"),
             ("classification", "localization", "detection", "segmentation", "instance"), TRAIN_VAL),
-    Dataset("imagefolder", "root/<class>/<image> (options: root, channels)", _lazy(FORMATS, "ImageFolder"),
+    Dataset("imagefolder", "root/<class>/<image> (options: root, channels)", lazy(FORMATS, "ImageFolder"),
             ("classification", "generation"), TRAIN_VAL),
     Dataset("image-mask-folder", "root/images/x.png + root/masks/x.png (options: root, num_classes, classes, ...)",
-            _lazy(FORMATS, "ImageMaskFolder"), ("segmentation",), TRAIN_VAL),
-    Dataset("voc-segmentation", "Pascal VOC SegmentationClass (options: root)", _lazy(FORMATS, "VOCSegmentation"),
+            lazy(FORMATS, "ImageMaskFolder"), ("segmentation",), TRAIN_VAL),
+    Dataset("voc-segmentation", "Pascal VOC SegmentationClass (options: root)", lazy(FORMATS, "VOCSegmentation"),
             ("segmentation",), TRAIN_VAL),
-    Dataset("voc-detection", "Pascal VOC Annotations XML boxes (options: root)", _lazy(FORMATS, "VOCDetection"),
+    Dataset("voc-detection", "Pascal VOC Annotations XML boxes (options: root)", lazy(FORMATS, "VOCDetection"),
             ("detection",), TRAIN_VAL),
     Dataset("coco", "COCO JSON: boxes, polygons, RLE masks (options: images, annotations per split, masks)",
             coco, ("detection", "instance"), TRAIN_VAL),
     Dataset("paired-images", "pix2pix layout: root/<split>/A|B side-by-side images (options: root, direction)",
-            _lazy(FORMATS, "PairedImages"), ("translation",), TRAIN_VAL),
+            lazy(FORMATS, "PairedImages"), ("translation",), TRAIN_VAL),
     Dataset("unpaired-images", "CycleGAN layout: root/trainA, root/trainB (options: root)",
-            _lazy(FORMATS, "UnpairedImages"), ("translation",), ("train", "test")),
+            lazy(FORMATS, "UnpairedImages"), ("translation",), ("train", "test")),
     Dataset("mnist-idx", "MNIST idx files (options: images, labels; or root with the standard names)",
             mnist_idx, ("classification", "generation"),
             ("train", "val", "test")),

@@ -427,3 +427,16 @@ def test_start_up_imports_no_torch(args, env):
     assert result.returncode == 0, result.stderr
     if env:
         assert result.stdout.strip() == "families"
+
+
+def test_lazy_imports_its_module_only_when_called(tmp_path, monkeypatch):
+    from vision_kernels.family import lazy
+
+    source = "CALLS = []\ndef work(a, b=2):\n    CALLS.append(a)\n    return a + b\n"
+    (tmp_path / "lazy_probe_module.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    work = lazy("lazy_probe_module", "work")
+    assert "lazy_probe_module" not in sys.modules
+    assert work.__name__ == "work" and "lazy_probe_module.work" in work.__doc__
+    assert work(1, b=5) == 6 and sys.modules["lazy_probe_module"].CALLS == [1]
+    monkeypatch.delitem(sys.modules, "lazy_probe_module")

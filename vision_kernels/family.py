@@ -10,6 +10,7 @@ decides what one step does (the engine runs loops, devices, precision, checkpoin
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -23,6 +24,19 @@ BUILTIN_BACKENDS = ("auto", "native", "triton", "reference")
 
 class PluginError(Exception):
     """A plugin or what it registered is invalid."""
+
+
+def lazy(module: str, attribute: str) -> Callable[..., Any]:
+    """A stand-in for `module.attribute` that imports the module when first called, so that
+    registering a family or a dataset imports no torch (`vk --help` stays fast):
+    `training_step=lazy("my_plugin.steps", "training_step")`."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = attribute
+    call.__doc__ = f"{module}.{attribute}, imported when called"
+    return call
 
 
 def check_name(kind: str, name: str) -> None:

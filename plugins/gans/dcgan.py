@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from vision_kernels.engine.run_config import DataConfig, TrainConfig
-from vision_kernels.family import Family
+from vision_kernels.family import Family, lazy
 
 from .config import AdversarialConfig
 from .gan import SHARED
@@ -71,12 +71,6 @@ def adam_optimizers(config: Any, networks: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def training_step(ctx: Any, batch: Any) -> dict[str, float]:
-    from .step import adversarial_step
-
-    return adversarial_step(ctx, batch)
-
-
 DCGAN = Family(
     name="dcgan",
     task="generation",
@@ -84,7 +78,7 @@ DCGAN = Family(
     config=DcganConfig,
     build=build,
     optimizers=adam_optimizers,
-    training_step=training_step,
+    training_step=lazy(f"{__package__}.step", "adversarial_step"),
     **SHARED,
     version="1",
 )

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from vision_kernels.engine.run_config import DataConfig, TrainConfig
-from vision_kernels.family import Family
+from vision_kernels.family import Family, lazy
 
 from .config import AdversarialConfig
 
@@ -69,25 +69,11 @@ def sgd_training_step(ctx: Any, batch: Any) -> dict[str, float]:
 
 
 # evaluate, samples and predict import torch when called, not when the family is registered.
-def _evaluate(ctx: Any) -> dict[str, float]:
-    from .evaluation import evaluate
-
-    return evaluate(ctx)
-
-
-def _samples(ctx: Any) -> dict[str, Any]:
-    from .predict import samples
-
-    return samples(ctx)
-
-
-def _predict(networks: Any, inputs: Any, config: Any) -> Any:
-    from .predict import predict
-
-    return predict(networks, inputs, config)
-
-
-SHARED = {"evaluate": _evaluate, "samples": _samples, "predict": _predict}
+SHARED = {
+    "evaluate": lazy(f"{__package__}.evaluation", "evaluate"),
+    "samples": lazy(f"{__package__}.predict", "samples"),
+    "predict": lazy(f"{__package__}.predict", "predict"),
+}
 
 GAN = Family(
     name="gan",

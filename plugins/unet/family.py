@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vision_kernels.engine.run_config import DataConfig, TrainConfig
-from vision_kernels.family import Family
+from vision_kernels.family import Family, lazy
 
 SHAPES_DATA = {"task": "instance", "size": 128, "count": 400}
 AUGMENTATION = [
@@ -73,8 +73,8 @@ class UnetConfig(BaseModel):
     tile_batch: int = Field(4, ge=1, description="inference: tiles per forward pass (bounds the memory)")
     predict: PredictOptions = Field(default_factory=PredictOptions)
     # 36 epochs of the 400 default shapes images (1800 steps), the rate constant for 18 and then
-    # linearly to 0: about 9 minutes on a 2-core CPU with native bf16, where auto-bf16 makes a step
-    # twice as fast as fp32 (fp32 elsewhere).
+    # linearly to 0: about 9 minutes on a 2-core CPU with native bf16, where auto-bf16 with
+    # channels-last makes a step 1.7x as fast as fp32 NCHW (benchmarks/test_unet_step.py).
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
             epochs=36, precision="auto-bf16", schedule={"name": "linear"}, eval_every=250, sample_every=250
@@ -114,28 +114,8 @@ def optimizers(config: UnetConfig, networks: dict[str, Any]) -> dict[str, Any]:
     return {"model": torch.optim.Adam(parameters, lr=config.lr)}
 
 
-def _training_step(ctx: Any, batch: Any) -> dict[str, float]:
-    from .steps import training_step
-
-    return training_step(ctx, batch)
-
-
-def _evaluate(ctx: Any) -> dict[str, float]:
-    from .steps import evaluate
-
-    return evaluate(ctx)
-
-
-def _samples(ctx: Any) -> dict[str, Any]:
-    from .steps import samples
-
-    return samples(ctx)
-
-
-def _predict(networks: Any, inputs: Any, config: Any) -> Any:
-    from .steps import predict
-
-    return predict(networks, inputs, config)
+# The steps import torch: only when the engine calls them, not when the family is registered.
+STEPS = f"{__package__}.steps"
 
 
 UNET = Family(
@@ -145,9 +125,9 @@ UNET = Family(
     config=UnetConfig,
     build=build,
     optimizers=optimizers,
-    training_step=_training_step,
-    evaluate=_evaluate,
-    samples=_samples,
-    predict=_predict,
+    training_step=lazy(STEPS, "training_step"),
+    evaluate=lazy(STEPS, "evaluate"),
+    samples=lazy(STEPS, "samples"),
+    predict=lazy(STEPS, "predict"),
     version="1",
 )

@@ -60,9 +60,18 @@ def training_step(ctx: Any, batch: Any) -> dict[str, float]:
     if config.loss == "dice":
         loss = dice_loss(logits.float(), semantic, config.ignore_index)
     else:
-        weights = weight_maps(semantic.cpu(), [m.cpu() for m in instances] if instances and config.border_weight
-                              else None, config.num_classes, config.w0 if config.border_weight else 0.0, config.sigma,
-                              config.class_balance, config.ignore_index)  # fmt: skip
+        # The border term needs the instance masks; without them (or border_weight=false) the
+        # map is the class-balance term alone. Computed on the CPU (scipy distance transforms).
+        border = bool(instances) and config.border_weight
+        weights = weight_maps(
+            semantic.cpu(),
+            [m.cpu() for m in instances] if border else None,
+            config.num_classes,
+            w0=config.w0 if border else 0.0,
+            sigma=config.sigma,
+            class_balance=config.class_balance,
+            ignore_index=config.ignore_index,
+        )
         loss = weighted_cross_entropy(logits.float(), semantic, weights.to(ctx.device), config.ignore_index)
     ctx.backward(loss, "model")
     ctx.step_optimizer("model")

@@ -72,7 +72,10 @@ def reflect_index(start: int, length: int, size: int, device: torch.device | Non
 
 def mirror_crop(images: Tensor, top: int, left: int, height: int, width: int) -> Tensor:
     """The window [top, top + height) x [left, left + width) of the mirror-extended images
-    ([..., H, W]; top/left may be negative, the window may exceed the image)."""
+    ([..., H, W]; top/left may be negative, the window may exceed the image). The window that is
+    the image itself (every same-padding training step) is the image, not a copy."""
+    if (top, left, height, width) == (0, 0, *images.shape[-2:]):
+        return images
     rows = reflect_index(top, height, images.shape[-2], images.device)
     cols = reflect_index(left, width, images.shape[-1], images.device)
     return images.index_select(-2, rows).index_select(-1, cols)

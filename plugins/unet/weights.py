@@ -30,6 +30,8 @@ time for N instances but O(H * W) memory: the two smallest distances are kept as
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -125,33 +127,16 @@ def border_term(instances: Tensor, w0: float = 10.0, sigma: float = 5.0) -> Tens
     return torch.from_numpy(_border_term(instances, w0, sigma).astype(np.float32)).to(instances.device)
 
 
-def weight_maps(
-    semantic: Tensor,
-    instances: list[Tensor] | None,
-    num_classes: int,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    class_balance: float = 1.0,
-    ignore_index: int = 255,
-) -> Tensor:
+def weight_maps(semantic: Tensor, instances: list[Tensor] | None, num_classes: int, **options: Any) -> Tensor:
     """weight_map for each mask of a batch: semantic [B, H, W], instances a list of B [N_i, H, W]
-    masks (N_i may differ and be 0) or None; returns [B, H, W] float32. Class balance is computed per
-    image, as the paper computes the weight map per training image."""
+    masks (N_i may differ and be 0) or None; options as weight_map's (w0, sigma, class_balance,
+    ignore_index). Returns [B, H, W] float32. Class balance is computed per image, as the paper
+    computes the weight map per training image."""
     if semantic.dim() != 3:
         raise ValueError(f"semantic must be [B, H, W], got shape {tuple(semantic.shape)}")
     if instances is not None and len(instances) != len(semantic):
         raise ValueError(f"instances must have one entry per image ({len(semantic)}), got {len(instances)}")
     return torch.stack(
-        [
-            weight_map(
-                semantic[i],
-                None if instances is None else instances[i],
-                num_classes,
-                w0,
-                sigma,
-                class_balance,
-                ignore_index,
-            )
-            for i in range(len(semantic))
-        ]
-    )
+        [weight_map(mask, None if instances is None else instances[i], num_classes, **options)
+         for i, mask in enumerate(semantic)]
+    )  # fmt: skip

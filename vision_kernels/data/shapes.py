@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vision_kernels.data.collate import detection_collate
-from vision_kernels.data.transforms import ElasticGrid, _sample_grid, boxes_from_masks
+from vision_kernels.data.transforms import ElasticGrid, _warp, boxes_from_masks
 
 SHAPES = ("circle", "square", "triangle", "rectangle", "ellipse", "star")
 TASKS = ("classification", "localization", "detection", "segmentation", "instance")
@@ -189,12 +189,11 @@ def deform(scene: Scene, g: torch.Generator, sigma: float) -> Scene:
     empty corners): rigid shapes become irregular blobs, like cells in a microscope image. Objects
     that the field pushes out of the image are dropped."""
     size = scene.image.shape[-1]
-    grid = _sample_grid(ElasticGrid(sigma).displacement(size, size, generator=g))
-    image = F.grid_sample(scene.image[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+    displacement = ElasticGrid(sigma).displacement(size, size, generator=g)
+    image = _warp(scene.image, displacement, "bilinear", 3, padding_mode="border")
     if not len(scene.masks):
         return Scene(image, scene.labels, scene.masks, scene.boxes)
-    masks = F.grid_sample(scene.masks[None].float(), grid, mode="nearest", padding_mode="border", align_corners=True)
-    masks = masks[0] > 0.5
+    masks = _warp(scene.masks, displacement, "nearest", 2, padding_mode="border")
     kept = masks.flatten(1).sum(1) > 0
     return Scene(image, scene.labels[kept], masks[kept], boxes_from_masks(masks[kept]))
 

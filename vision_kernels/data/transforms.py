@@ -84,14 +84,15 @@ def _sample_grid(displacement: Tensor) -> Tensor:
     return torch.stack([x, y], dim=-1)[None]  # [1, H, W, 2]
 
 
-def _warp(inpt: Tensor, displacement: Tensor, mode: str, leading: int) -> Tensor:
+def _warp(inpt: Tensor, displacement: Tensor, mode: str, leading: int, padding_mode: str = "zeros") -> Tensor:
     """Resamples the last two dims of `inpt` ([..., C, H, W] for leading=3, [..., H, W] for 2);
-    integer and bool tensors are resampled as floats and rounded back."""
+    integer and bool tensors are resampled as floats and rounded back. Pixels pulled from outside
+    are 0 (padding_mode "zeros") or the nearest border pixel ("border")."""
     shape = inpt.shape
     flat = inpt.reshape(-1, *([shape[-3]] if leading == 3 else [1]), *shape[-2:])
     source = flat if flat.is_floating_point() else flat.float()
     grid = _sample_grid(displacement).to(source.dtype).expand(source.shape[0], -1, -1, -1)
-    out = F.grid_sample(source, grid, mode=mode, padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
     if not flat.is_floating_point():
         out = out.round().to(flat.dtype)
     return out.reshape(shape)
