@@ -80,6 +80,13 @@ class TrainConfig(_Section):
         description="autocast dtype; auto: bf16 on a GPU that supports it, fp32 on CPU; auto-bf16: bf16 wherever "
         "it is native (such GPUs, and CPUs with AVX512-BF16 or AMX), else fp32",
     )
+    compile: bool = Field(
+        False, description="torch.compile each network (in place: checkpoints keep the eager keys); the first steps "
+        "pay the compilation"
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode when train.compile is on"
+    )
     clip_grad_norm: float | None = Field(None, gt=0, description="clip each optimizer's gradient norm to this")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     ema: EmaConfig = Field(default_factory=EmaConfig)
@@ -119,6 +126,8 @@ RESUMABLE_KEYS = (
     "train.max_steps",
     "train.max_minutes",
     "train.eval_every",
+    "train.compile",
+    "train.compile_mode",
     "train.sample_every",
     "train.log_every",
     "train.checkpoint",

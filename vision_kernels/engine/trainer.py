@@ -39,6 +39,7 @@ from vision_kernels.engine.callbacks import (
     TensorBoardLogger,
     tensorboard_available,
 )
+from vision_kernels.engine.compiling import compile_networks
 from vision_kernels.engine.schedules import Ema, ema_networks, make_scheduler, step_scheduler
 from vision_kernels.engine.seeding import isolated_rng, restore_rng_state, rng_state, seed_everything
 from vision_kernels.family import Family
@@ -205,8 +206,10 @@ class Trainer:
             raise TypeError(f"family {self.family.name!r}: build() must return {{name: nn.Module}}, got {built!r}")
         self.train_networks: dict[str, nn.Module] = {}
         self.networks: dict[str, nn.Module] = {}  # unwrapped: what checkpoints hold
-        for name, network in built.items():
+        for network in built.values():
             network.to(self.device)
+        compile_networks(built, c.train)
+        for name, network in built.items():
             wrapped = dist.wrap(self.world, network, self.device, c.train.sync_batchnorm)
             self.train_networks[name] = wrapped
             self.networks[name] = getattr(wrapped, "module", wrapped)
