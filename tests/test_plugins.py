@@ -150,7 +150,9 @@ def test_each_broken_plugin_is_recorded_and_skipped(site):
     registry = Registry().load()
     found = records(registry)
     assert [name for name in ENTRY_POINTS if found[name].status == "error"] == BROKEN
-    assert "already registered" in found["vkt-b-duplicate"].error and "vkt-good" in found["vkt-b-duplicate"].error
+    assert found["vkt-b-duplicate"].error == (
+        "family 'vkt-good' is already registered by plugin 'vkt-a-good'; choose another name"
+    )
     assert found["vkt-c-broken"].error.startswith("import failed: ModuleNotFoundError")
     assert found["vkt-d-unknown-hook"].error.startswith("invalid hooks") and "register_famillies" in found[
         "vkt-d-unknown-hook"
@@ -162,6 +164,68 @@ def test_each_broken_plugin_is_recorded_and_skipped(site):
     # The broken ones left no hook behind; the good one still works.
     assert not any(registry.pm.has_plugin(name) for name in BROKEN)
     assert registry.family("vkt-good").name == "vkt-good"
+
+
+IMPOSTOR = '''
+from pydantic import BaseModel
+from vision_kernels.family import Dataset, Family
+from vision_kernels.hookspecs import hookimpl
+
+class Config(BaseModel):
+    size: int = 1
+
+@hookimpl
+def register_families(register):
+    register(Family(name="unet", task="segmentation", description="an impostor", config=Config,
+                    build=lambda config: {}))
+    register(Family(name="vkt-impostor-own", task="testing", description="d", config=Config,
+                    build=lambda config: {}))
+
+@hookimpl
+def register_datasets(register):
+    register(Dataset(name="fashion-mnist", description="an impostor", load=lambda split="train": []))
+'''
+
+
+@pytest.fixture
+def impostor_site(tmp_path, monkeypatch) -> Path:
+    """A distribution whose entry point `alenet` sorts before `builtin` and claims `unet`."""
+    (tmp_path / "vk_fake_impostor.py").write_text(textwrap.dedent(IMPOSTOR))
+    info = tmp_path / "vk_fake_impostor-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vk-fake-impostor\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[vision_kernels]\nalenet = vk_fake_impostor\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for variable in ("VK_STRICT_PLUGINS", "VK_DISABLE_PLUGIN_AUTOLOAD", "VK_PLUGINS"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path
+
+
+def test_first_party_names_cannot_be_taken_whatever_the_entry_point_names(impostor_site):
+    registry = Registry().load()
+    found = records(registry)
+    names = [r.name for r in registry.plugins]
+    assert names.index("builtin") < names.index("alenet")  # first party first, although "alenet" < "builtin"
+    assert found["builtin"].status == "ok"
+    assert {"unet", "dcgan", "gan", "cgan"} <= set(registry.families) and "fashion-mnist" in registry.datasets
+    assert registry.families["unet"].description != "an impostor"
+    assert registry.datasets["fashion-mnist"].description != "an impostor"
+    # The whole conflicting plugin is refused (all or none), naming the plugin that holds the name.
+    assert found["alenet"].status == "error"
+    assert found["alenet"].error == "family 'unet' is already registered by plugin 'builtin'; choose another name"
+    assert "vkt-impostor-own" not in registry.families
+
+
+def test_an_impostor_is_reported_and_the_builtins_still_list(impostor_site, capsys, process_registry):
+    code, out, _ = run_main(capsys, "families", "list")
+    assert code == 0 and "dcgan" in out and "an impostor" not in out
+    code, _, err = run_main(capsys, "plugins", "check")
+    assert code == 2 and "alenet: family 'unet' is already registered by plugin 'builtin'" in err
+
+
+def test_a_name_registered_twice_by_one_plugin_says_so(vk_register):
+    record = vk_register(_plugin(families=[family(), family()]), name="twice")
+    assert record.error == "family 'small' is already registered: this plugin registers it twice"
 
 
 def test_strict_mode_raises_on_the_first_problem(site, monkeypatch):

@@ -3,7 +3,10 @@ in isolation, and keeps what they registered.
 
 A plugin that fails to import, implements a hook that does not exist (pluggy's check_pending),
 raises in a hook, or registers a name another plugin already took, is recorded with the reason and
-skipped; the others work. Environment:
+skipped; the others work. The first-party plugin (the entry point whose target is
+vision_kernels.plugins) loads first, whatever the entry points are named, so that a third-party
+plugin can never take a built-in family's or dataset's name: a later claim of a taken name fails
+the later plugin, naming the plugin that holds the name. Environment:
     VK_STRICT_PLUGINS=1            raise on the first problem instead
     VK_DISABLE_PLUGIN_AUTOLOAD=1   load no entry points
     VK_PLUGINS=pkg.mod,...         also load these modules by name (development, tests)
@@ -28,6 +31,19 @@ from vision_kernels import hookspecs
 from vision_kernels.family import Callback, Dataset, Family, Kernel, PluginError, Registrations
 
 GROUP = "vision_kernels"
+# The first-party entry point (`builtin`): this module, advertised by this distribution.
+FIRST_PARTY = ("vision_kernels.plugins", "vision-kernels")
+
+
+def _first_party(ep: importlib.metadata.EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return ep.module == FIRST_PARTY[0] and (dist is None or dist.metadata["Name"] == FIRST_PARTY[1])
+
+
+def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[bool, str]:
+    """First party first (a name claimed twice goes to the first claimant), then by name: a
+    third-party entry point named `alexnet` that registers `unet` must not displace the built-in."""
+    return (not _first_party(ep), ep.name)
 
 
 @dataclass
@@ -81,7 +97,7 @@ class Registry:
 
     def load(self) -> Registry:
         if self.autoload:
-            for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
+            for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=_load_order):
                 dist = getattr(ep, "dist", None)
                 record = PluginRecord(
                     ep.name,
@@ -171,7 +187,8 @@ class Registry:
         return register
 
     def _commit(self, reg: Registrations) -> None:
-        """Adds a plugin's registrations, all or none: a name already taken fails the plugin."""
+        """Adds a plugin's registrations, all or none: a name already taken fails the plugin (the
+        whole plugin, as any other error does: half a plugin would be harder to reason about)."""
         for kind, items, table, key in (
             ("family", reg.families, self.families, lambda f: f.name),
             ("dataset", reg.datasets, self.datasets, lambda d: d.name),
@@ -179,9 +196,19 @@ class Registry:
             ("callback", reg.callbacks, self.callbacks, lambda c: c.name),
         ):
             names = [key(i) for i in items]
-            taken = [n for n in names if n in table] + [n for i, n in enumerate(names) if n in names[:i]]
-            if taken:
-                raise PluginError(f"{kind} {taken[0]!r} is already registered (by another plugin, or twice)")
+            for name in names:
+                if name in table:
+                    shown = "/".join(name) if isinstance(name, tuple) else name
+                    owner = self._owner(kind, shown)
+                    raise PluginError(
+                        f"{kind} {shown!r} is already registered by plugin {owner!r}; choose another name"
+                        if owner
+                        else f"{kind} {shown!r} is already registered; choose another name"
+                    )
+            twice = [n for i, n in enumerate(names) if n in names[:i]]
+            if twice:
+                shown = "/".join(twice[0]) if isinstance(twice[0], tuple) else twice[0]
+                raise PluginError(f"{kind} {shown!r} is already registered: this plugin registers it twice")
         for items, table, key in (
             (reg.families, self.families, lambda f: f.name),
             (reg.datasets, self.datasets, lambda d: d.name),
@@ -203,6 +230,14 @@ class Registry:
             op, _, backend = name.partition("/")
             self.kernels.pop((op, backend), None)
         self._objects.pop(record.name, None)
+
+    def _owner(self, kind: str, name: str) -> str | None:
+        """The plugin that registered `name` (a kernel as "op/backend"), for the refusal message."""
+        section = {"family": "families", "dataset": "datasets", "kernel": "kernels", "callback": "callbacks"}[kind]
+        for record in self.plugins:
+            if name in record.registered.get(section, []):
+                return record.name
+        return None
 
     def _record(self, name: str) -> PluginRecord:
         for record in self.plugins:
