@@ -132,6 +132,22 @@ def test_families_list_and_info(toy, vk_cli):
         assert text in info.output
 
 
+def test_families_info_shows_the_familys_engine_defaults(vk_register, vk_cli):
+    """dcgan declares train.epochs 10 and data.name fashion-mnist: info must agree with config show."""
+    import yaml
+
+    import vision_kernels.plugins
+
+    vk_register(vision_kernels.plugins, name="builtin")
+    info = vk_cli("families", "info", "dcgan")
+    assert info.exit_code == 0, info.output
+    rows = {cells[1].strip(): cells[3].strip() for cells in (line.split("│") for line in info.output.splitlines())
+            if len(cells) == 6}
+    shown = yaml.safe_load(vk_cli("config", "show", "dcgan").stdout)
+    assert rows["train.epochs"] == repr(shown["train"]["epochs"]) == "10"
+    assert rows["data.name"] == repr(shown["data"]["name"]) == "'fashion-mnist'"
+
+
 def test_families_list_when_none(vk_cli):
     assert "no families installed" in vk_cli("families", "list").output
 

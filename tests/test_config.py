@@ -105,6 +105,25 @@ def test_describe_fields_flattens_nested_models():
     assert rows["generator.lr"]["default"] == "0.0002" and rows["label_smoothing"]["type"] == "float | None"
 
 
+def test_describe_fields_shows_the_parents_defaults_of_a_section():
+    class Tuned(BaseModel):
+        discriminator: Optim = Field(default_factory=lambda: Optim(lr=1e-3))
+
+    rows = {row["name"]: row["default"] for row in describe_fields(Tuned)}
+    assert rows["discriminator.lr"] == "0.001"  # the family's, not Optim's own 0.0002
+
+
+def test_describe_fields_shows_a_familys_engine_defaults():
+    from vision_kernels.engine.run_config import DataConfig, TrainConfig, run_config_model
+
+    class WithSections(BaseModel):
+        train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10))
+        data: DataConfig = Field(default_factory=lambda: DataConfig(name="fashion-mnist"))
+
+    rows = {row["name"]: row["default"] for row in describe_fields(run_config_model(WithSections))}
+    assert (rows["train.epochs"], rows["data.name"]) == ("10", "'fashion-mnist'")
+
+
 def test_yaml_round_trip(tmp_path):
     config = resolve(GanConfig, overrides=["latent=7", "discriminator.lr=0.01"])
     path = tmp_path / "saved.yaml"

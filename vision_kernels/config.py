@@ -113,14 +113,17 @@ def resolve(model: type[BaseModel], config_file: str | Path | None = None, overr
         raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from exc
 
 
-def describe_fields(model: type[BaseModel], prefix: str = "") -> list[dict[str, str]]:
-    """Every field, nested ones with dotted names: name, type, default, help."""
+def describe_fields(model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None) -> list[dict[str, str]]:
+    """Every field, nested ones with dotted names: name, type, default, help. A nested section's
+    defaults are the ones its parent gives it (a family's `train: TrainConfig =
+    Field(default_factory=lambda: TrainConfig(epochs=10))`), not the section model's own."""
     rows = []
-    defaults = model()
+    defaults = model() if defaults is None else defaults
     for name, info in model.model_fields.items():
         nested = _nested_model(model, name)
         if nested is not None:
-            rows.extend(describe_fields(nested, prefix + name + "."))
+            value = getattr(defaults, name)
+            rows.extend(describe_fields(nested, prefix + name + ".", value if isinstance(value, nested) else None))
             continue
         annotation = info.annotation
         type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
