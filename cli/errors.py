@@ -21,6 +21,28 @@ class CliError(Exception):
 USER_ERRORS = (CliError, ValueError, TypeError, FileNotFoundError, FileExistsError)
 
 
+LIMIT = 300  # characters of a message on its one line: enough for torch's "got ..., expected ..."
+
+
+def one_line(message: str, limit: int = LIMIT) -> str:
+    """A multi-line message on one line, keeping what says what went wrong. torch's messages put
+    it after the first line ("conv2d() received an invalid combination of arguments - got (list,
+    ...), but expected one of:" and then the signatures), so the lines are joined rather than cut;
+    a traceback quoted in a message (a DataLoader worker's) gives its first line and its last (the
+    exception); a C++ stack trace ("Exception raised from ...") is dropped."""
+    lines = [" ".join(line.split()) for line in message.strip().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    cpp = next((i for i, line in enumerate(lines) if line.startswith("Exception raised from ")), None)
+    if cpp:
+        lines = lines[:cpp]
+    if len(lines) > 2 and any("Traceback (most recent call last)" in line for line in lines):
+        lines = [lines[0], lines[-1]]
+    text = " ".join(lines)
+    return text if len(text) <= limit else text[: limit - 4].rstrip() + " ..."
+
+
 def report(exc: BaseException, debug: bool) -> int:
     """Prints `exc` for a person and returns the exit status."""
     from vision_kernels.config import ConfigError
@@ -28,7 +50,7 @@ def report(exc: BaseException, debug: bool) -> int:
 
     if debug:
         traceback.print_exception(exc)
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = one_line(str(exc)) or type(exc).__name__
     hint = getattr(exc, "hint", None)
     if isinstance(exc, ConfigError):
         hint = hint or "`vk families info FAMILY` lists every key with its type and default"

@@ -222,3 +222,45 @@ def test_bench_cuda_without_gpu(vk_cli):
         pytest.skip("a GPU is present")
     result = vk_cli("bench", "--device", "cuda")
     assert result.exit_code == 2 and "error: --device cuda, but torch sees no CUDA GPU here" in result.stderr
+
+
+def test_a_multi_line_error_keeps_what_went_wrong_on_one_line(vk_register, vk_cli):
+    """torch says what went wrong after its first line: the one-line error must keep it."""
+
+    class Raises:
+        @hookimpl
+        def register_commands(self, app):
+            @app.command("conv")
+            def conv() -> None:
+                import torch
+
+                torch.nn.functional.conv2d([torch.zeros(1, 1, 2, 2)], torch.zeros(1, 1, 1, 1))
+
+    vk_register(Raises(), name="raises")
+    result = vk_cli("conv")
+    assert result.exit_code == 2  # a TypeError counts as wrong input
+    error, hint = result.stderr.splitlines()
+    assert error.startswith("error: conv2d() received an invalid combination of arguments - got (list")
+    assert "expected one of: * (Tensor input" in error and hint == "hint: rerun with --debug for the traceback"
+
+
+def test_one_line():
+    from vision_kernels.cli.errors import one_line
+
+    assert one_line("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)") == (
+        "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"
+    )
+    assert one_line("got (list), but expected one of:\n * (Tensor input)\n\n") == (
+        "got (list), but expected one of: * (Tensor input)"
+    )
+    worker = (
+        "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 3, in f\n    raise ValueError(...)\nValueError: image \'a.png\' is not readable\n'
+    )
+    assert one_line(worker) == (
+        "Caught ValueError in DataLoader worker process 0. ValueError: image 'a.png' is not readable"
+    )
+    assert one_line("bad size\nException raised from check at x.cpp:1\nframe #0: ...") == "bad size"
+    long = one_line("x" * 1000)
+    assert len(long) == 300 and long.endswith(" ...")
+    assert one_line("  \n ") == ""

@@ -68,10 +68,34 @@ def evaluate(ctx: Any) -> dict[str, float]:
 
 
 def predict(networks: dict[str, Any], inputs: Any, config: AutoencoderConfig) -> Any:
+    """The reconstructions of the input images. `vk predict` passes a list of [C, H, W] images in
+    [0, 1], one per --input file, on the model's device, of any size and with 1 or 3 channels (as
+    the files are): each is fitted to the network's channels and image_size, then all run as one
+    batch [N, C, image_size, image_size], which vk writes as one PNG per input."""
     import torch
 
+    if not inputs:
+        raise ValueError("autoencoder reconstructs images: give them with --input (-i a.png -i b.png)")
+    batch = torch.stack([_fit(image, config) for image in inputs])
     with torch.no_grad():
-        return networks["model"](inputs)
+        return networks["model"](batch)
+
+
+def _fit(image: Any, config: AutoencoderConfig) -> Any:
+    """One [C, H, W] image with the network's channels (grey <-> colour) and size."""
+    import torch.nn.functional as F
+
+    if image.shape[0] != config.channels:
+        if config.channels == 1:
+            image = image.mean(0, keepdim=True)
+        elif image.shape[0] == 1:
+            image = image.expand(config.channels, -1, -1)
+        else:
+            raise ValueError(f"autoencoder: an input has {image.shape[0]} channels, the model takes {config.channels}")
+    size = (config.image_size, config.image_size)
+    if tuple(image.shape[-2:]) != size:
+        image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    return image.clamp(0, 1)
 
 
 FAMILY = Family(
