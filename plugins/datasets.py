@@ -35,17 +35,29 @@ def coco(
 
 
 def mnist_idx(
-    split: str = "train", root: str | None = None, images: str | None = None, labels: str | None = None
+    split: str = "train",
+    root: str | None = None,
+    images: str | None = None,
+    labels: str | None = None,
+    test_images: str | None = None,
+    test_labels: str | None = None,
 ) -> Any:
-    """MNIST idx files: `images` + `labels`, or root/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
+    """MNIST idx files: the training files `images` + `labels` (and `test_images` + `test_labels`),
+    or the standard names under root: root/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
+    val is every 12th training image of each class, train the rest, test the test files whole (as
+    fashion-mnist: the best checkpoint is never picked on the test set)."""
     from pathlib import Path
 
+    from vision_kernels.data.embedded import IDX_VAL_EVERY, held_out
     from vision_kernels.data.formats.idx import MnistIdx
 
+    if split == "test":
+        images, labels = test_images, test_labels
     if images is None or labels is None:
         if root is None:
-            raise ValueError("mnist-idx needs data.options.root or data.options.images and .labels")
-        prefix = "train" if split == "train" else "t10k"
+            needed = "test_images and .test_labels" if split == "test" else "images and .labels"
+            raise ValueError(f"mnist-idx needs data.options.root or data.options.{needed} (split {split!r})")
+        prefix = "t10k" if split == "test" else "train"
 
         def find(kind: str) -> str:
             for ext in ("", ".gz"):
@@ -54,7 +66,8 @@ def mnist_idx(
             return str(Path(root) / f"{prefix}-{kind}")  # MnistIdx names the missing file
 
         images, labels = images or find("images-idx3-ubyte"), labels or find("labels-idx1-ubyte")
-    return MnistIdx(images, labels)
+    data = MnistIdx(images, labels)
+    return data if split == "test" else data.subset(held_out(data.labels, split, IDX_VAL_EVERY))
 
 
 EMBEDDED = "vision_kernels.data.embedded"
@@ -66,7 +79,8 @@ DATASETS = [
             ("classification", "generation"), TRAIN_VAL),
     Dataset("opencv-digits", "5000 20x20 handwritten digits from Debian's opencv-doc (options: size, path)",
             lazy(EMBEDDED, "opencv_digits"), ("classification", "generation"), TRAIN_VAL),
-    Dataset("fashion-mnist", "70000 28x28 clothing images from Debian's dataset-fashion-mnist (options: root, size)",
+    Dataset("fashion-mnist", "70000 28x28 clothing images from Debian's dataset-fashion-mnist; val: 5000 held out of "
+            "train (options: root, size)",
             lazy(EMBEDDED, "fashion_mnist"), ("classification", "generation"), ("train", "val", "test")),
     Dataset("photos", "scikit-image's photos: chelsea, astronaut, coffee, ... (options: names, size)",
             lazy(EMBEDDED, "photos"), ("generation", "translation"), ("train",)),
@@ -91,7 +105,8 @@ DATASETS = [
             lazy(FORMATS, "PairedImages"), ("translation",), TRAIN_VAL),
     Dataset("unpaired-images", "CycleGAN layout: root/trainA, root/trainB (options: root)",
             lazy(FORMATS, "UnpairedImages"), ("translation",), ("train", "test")),
-    Dataset("mnist-idx", "MNIST idx files (options: images, labels; or root with the standard names)",
+    Dataset("mnist-idx", "MNIST idx files (options: images, labels, test_images, test_labels; or root with the "
+            "standard names); val: every 12th training image of each class",
             mnist_idx, ("classification", "generation"),
             ("train", "val", "test")),
 ]  # fmt: skip

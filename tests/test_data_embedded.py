@@ -67,23 +67,52 @@ def test_real_opencv_digits():
     assert len(data) == 4000 and data[0][0].shape == (1, 20, 20) and data[0][0].max() > 0.5
 
 
+def _idx_folder(root: Path, train: int = 120, test: int = 5) -> None:
+    """Fashion-MNIST's file names; image i of a file is filled with i % 256 (train) or 255 - i
+    (test), so that an item tells which file and index it came from; labels cycle 0..9."""
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n, fill in (("train", train, lambda i: i % 256), ("t10k", test, lambda i: 255 - i)):
+        pixels = torch.tensor([fill(i) for i in range(n)], dtype=torch.uint8)[:, None, None].expand(n, 28, 28)
+        write_idx(root / f"{prefix}-images-idx3-ubyte", pixels.contiguous())
+        labels = root / f"{prefix}-labels-idx1-ubyte.gz"
+        write_idx(root / "labels.tmp", torch.arange(n, dtype=torch.uint8) % 10)
+        labels.write_bytes(gzip.compress((root / "labels.tmp").read_bytes()))
+
+
+def _sources(data) -> list[int]:
+    return [round(float(data[i][0][0, 0, 0]) * 255) for i in range(len(data))]
+
+
 def test_fashion_mnist_from_idx_files(tmp_path):
-    for prefix, n in (("train", 12), ("t10k", 5)):
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8))
-        labels = tmp_path / f"{prefix}-labels-idx1-ubyte.gz"
-        write_idx(tmp_path / "labels.tmp", torch.arange(n, dtype=torch.uint8) % 10)
-        labels.write_bytes(gzip.compress((tmp_path / "labels.tmp").read_bytes()))
+    _idx_folder(tmp_path)
     train = embedded.fashion_mnist("train", root=str(tmp_path))
-    assert len(train) == 12 and torch.equal(train[3][0], train.tensors[0][3]) and train[3][1] == 3
-    assert train.classes[9] == "ankle boot"
-    assert len(embedded.fashion_mnist("val", root=str(tmp_path))) == 5
+    val = embedded.fashion_mnist("val", root=str(tmp_path))
+    test = embedded.fashion_mnist("test", root=str(tmp_path))
+    assert (len(train), len(val), len(test)) == (110, 10, 5)
+    assert train.classes[9] == "ankle boot" and train[3][1] == 3 and train[3][0].shape == (1, 28, 28)
+    # val is held out of the training files: every 12th image of each class, one per class here.
+    assert _sources(val) == list(range(110, 120)) and torch.equal(val.tensors[1], torch.arange(10))
+    assert sorted(_sources(train) + _sources(val)) == list(range(120))
+    # test is the official test file, untouched, and shares nothing with val.
+    assert _sources(test) == [255, 254, 253, 252, 251]
+    assert embedded.fashion_mnist("val", root=str(tmp_path), size=14)[0][0].shape == (1, 14, 14)
     with pytest.raises(DataError, match="no train-images-idx3-ubyte.*make data"):
         embedded.fashion_mnist("train", root=str(tmp_path / "empty"))
 
 
+def test_held_out_is_fixed_and_class_balanced():
+    labels = torch.arange(60) % 3  # 20 per class
+    val, train = embedded.held_out(labels, "val", 4), embedded.held_out(labels, "train", 4)
+    assert torch.equal(torch.bincount(labels[val]), torch.tensor([5, 5, 5]))
+    assert sorted(val.tolist() + train.tolist()) == list(range(60))
+    assert torch.equal(val, embedded.held_out(labels, "val", 4))
+
+
 @pytest.mark.skipif(not embedded.FASHION_ROOT.exists(), reason="dataset-fashion-mnist is not installed (make data)")
 def test_real_fashion_mnist():
-    assert (len(embedded.fashion_mnist("train")), len(embedded.fashion_mnist("val"))) == (60000, 10000)
+    val = embedded.fashion_mnist("val")
+    assert (len(embedded.fashion_mnist("train")), len(val), len(embedded.fashion_mnist("test"))) == (55000, 5000, 10000)
+    assert torch.equal(torch.bincount(val.tensors[1]), torch.full((10,), 500))
 
 
 def test_photos_textures_and_horse():

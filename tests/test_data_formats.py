@@ -514,6 +514,31 @@ def test_mnist_idx(tmp_path):
         MnistIdx(tmp_path / "labels", tmp_path / "labels")
 
 
+def test_mnist_idx_val_is_held_out_of_the_training_files(tmp_path):
+    from vision_kernels.plugins.datasets import mnist_idx
+
+    write_idx(tmp_path / "train-images-idx3-ubyte", torch.arange(24, dtype=torch.uint8)[:, None, None].expand(24, 2, 2)
+              .contiguous())  # fmt: skip
+    write_idx(tmp_path / "train-labels-idx1-ubyte", torch.arange(24, dtype=torch.uint8) % 2)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", torch.full((3, 2, 2), 200, dtype=torch.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", torch.tensor([0, 1, 0], dtype=torch.uint8))
+
+    def sources(data):
+        return [round(float(data[i][0].flatten()[0]) * 255) for i in range(len(data))]
+
+    train, val, test = (mnist_idx(split, root=str(tmp_path)) for split in ("train", "val", "test"))
+    assert sources(val) == [22, 23] and [label for _, label in (val[0], val[1])] == [0, 1]  # the 12th of each class
+    assert sorted(sources(train) + sources(val)) == list(range(24)) and sources(test) == [200] * 3
+    assert val.classes == train.classes == [str(d) for d in range(10)]
+    files = {"images": str(tmp_path / "train-images-idx3-ubyte"), "labels": str(tmp_path / "train-labels-idx1-ubyte")}
+    assert sources(mnist_idx("val", **files)) == [22, 23]
+    with pytest.raises(ValueError, match=r"needs data.options.root or data.options.test_images and .test_labels"):
+        mnist_idx("test", **files)
+    tests = {"test_images": str(tmp_path / "t10k-images-idx3-ubyte"),
+             "test_labels": str(tmp_path / "t10k-labels-idx1-ubyte")}  # fmt: skip
+    assert len(mnist_idx("test", **files, **tests)) == 3
+
+
 # --- registration ---------------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@
     opencv-digits   5000 handwritten 20x20 digits, 500 per class in order, from Debian's opencv-doc
                     (examples/data/digits.png; `make data` or `sudo apt-get install opencv-doc`)
     fashion-mnist   Zalando's 70000 28x28 clothing images, the idx files of Debian's
-                    dataset-fashion-mnist (/usr/share/datasets/fashion-mnist; `make data`)
+                    dataset-fashion-mnist (/usr/share/datasets/fashion-mnist; `make data`);
+                    val is held out of the training files, test is the official test set
     photos          scikit-image's photos (chelsea, astronaut, coffee, rocket, camera, coins, ...)
     textures        scikit-image's textures (grass, gravel, brick)
     horse           scikit-image's horse silhouette as a segmentation task: the horse filled with
@@ -69,13 +70,20 @@ def _check_split(name: str, split: str, splits: Sequence[str] = ("train", "val")
         raise ValueError(f"dataset {name!r} has splits {', '.join(splits)}; got split {split!r}")
 
 
-def _every_fifth(labels: Tensor, split: str) -> Tensor:
-    """Indices of a fixed, class-balanced 80/20 split: within each class, every fifth item is val."""
+# Fashion-MNIST and MNIST ship train and test files only: val is carved out of the training images
+# (every 12th of each class: 5000 of Fashion-MNIST's 60000, 500 per class) so that picking the best
+# checkpoint never looks at the test set.
+IDX_VAL_EVERY = 12
+
+
+def held_out(labels: Tensor, split: str, every: int = 5) -> Tensor:
+    """Indices of a fixed, class-balanced split: within each class, in file order, every
+    `every`-th item (the every-th, 2*every-th, ...) is val and the rest train (every=5: 80/20)."""
     rank = torch.zeros_like(labels)
     for c in labels.unique():
         where = (labels == c).nonzero().flatten()
         rank[where] = torch.arange(len(where))
-    val = rank % 5 == 4
+    val = rank % every == every - 1
     return (val if split == "val" else ~val).nonzero().flatten()
 
 
@@ -89,7 +97,7 @@ def digits(split: str = "train", size: int | None = None) -> LabelledImages:
     raw = load_digits()
     images = torch.from_numpy(raw.images).float().div(16.0).unsqueeze(1)
     labels = torch.from_numpy(raw.target).long()
-    keep = _every_fifth(labels, split)
+    keep = held_out(labels, split)
     return LabelledImages(_resize(images[keep], size), labels[keep], DIGIT_CLASSES)
 
 
@@ -111,15 +119,16 @@ def opencv_digits(split: str = "train", size: int | None = None, path: str | Non
         raise DataError(f"opencv-digits: {str(file)!r} is {tuple(sheet.shape)}, expected 1000x2000 pixels", file)
     cells = sheet.reshape(50, 20, 100, 20).permute(0, 2, 1, 3).reshape(5000, 1, 20, 20)
     labels = torch.arange(10).repeat_interleave(500)
-    keep = _every_fifth(labels, split)
+    keep = held_out(labels, split)
     return LabelledImages(_resize(cells[keep], size), labels[keep], DIGIT_CLASSES)
 
 
 def fashion_mnist(split: str = "train", root: str | None = None, size: int | None = None) -> LabelledImages:
-    """Fashion-MNIST's idx files: train (60000) and val = the official test set (10000), [1, 28, 28]."""
+    """Fashion-MNIST's idx files, [1, 28, 28] images: val is every 12th training image of each
+    class (5000, 500 per class), train the other 55000, test the official test set (10000)."""
     _check_split("fashion-mnist", split, ("train", "val", "test"))
     directory = Path(root or os.environ.get("VK_FASHION_MNIST", FASHION_ROOT))
-    prefix = "train" if split == "train" else "t10k"
+    prefix = "t10k" if split == "test" else "train"
     files = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         found = [
@@ -139,7 +148,9 @@ def fashion_mnist(split: str = "train", root: str | None = None, size: int | Non
         raise DataError(
             f"fashion-mnist: {len(images)} images but {len(labels)} labels in {str(directory)!r}", directory
         )
-    return LabelledImages(_resize(images.float().div(255).unsqueeze(1), size), labels.long(), FASHION_CLASSES)
+    labels = labels.long()
+    keep = slice(None) if split == "test" else held_out(labels, split, IDX_VAL_EVERY)
+    return LabelledImages(_resize(images[keep].float().div(255).unsqueeze(1), size), labels[keep], FASHION_CLASSES)
 
 
 def _skimage(name: str) -> Tensor:

@@ -166,6 +166,15 @@ class MnistIdx(Dataset):
         self.labels = self.labels.long()
         self.targets: list[int] = self.labels.tolist()
 
+    def subset(self, indices: torch.Tensor) -> MnistIdx:
+        """The items at `indices` (a split carved out of the files), with the same files and classes."""
+        import copy
+
+        part = copy.copy(self)
+        part.images, part.labels = self.images[indices], self.labels[indices]
+        part.targets = part.labels.tolist()
+        return part
+
     def __len__(self) -> int:
         return len(self.labels)
 
