@@ -13,7 +13,7 @@ import torch
 import vk_tiny
 from safetensors.torch import load_file
 
-from vision_kernels.config import resolve
+from vision_kernels.config import ConfigError, resolve
 from vision_kernels.engine import checkpoint as ckpt
 from vision_kernels.engine.inference import load_model
 from vision_kernels.engine.run_config import ScheduleConfig, run_config_model
@@ -207,12 +207,28 @@ def test_no_checkpoint_yet(tmp_path):
 
 
 def test_config_that_does_not_match_the_weights(trained):
+    """An override that would change the weights is refused; a stored config that builds other shapes
+    than the weights (an edited meta.json) fails naming the first differences."""
+    with pytest.raises(ConfigError, match=r"hidden cannot change for evaluation or prediction: the run has 16, "
+                       r"the override gives 32"):  # fmt: skip
+        load_model(trained, device="cpu", overrides=["hidden=32"])
+    meta_path = ckpt.locate(trained) / ckpt.META
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["hidden"] = 32
+    meta_path.write_text(json.dumps(meta))
     with pytest.raises(
         ckpt.CheckpointError,
         match=r"the config does not match the weights in .*: model.1.weight is \[16, 8\] in the checkpoint but "
         r"\[32, 8\] in the model",
     ):
-        load_model(trained, device="cpu", overrides=["hidden=32"])
+        load_model(trained, device="cpu")
+
+
+def test_inference_overrides_equal_or_data_and_predict(trained):
+    """eval/predict may change data.* (another batch size, another folder) and accept the run's own
+    values for any key."""
+    loaded = load_model(trained, device="cpu", overrides=["data.eval_batch_size=3", "hidden=16"])
+    assert loaded.config.data.eval_batch_size == 3 and loaded.config.hidden == 16
 
 
 # ---- schedules, EMA, precision, data --------------------------------------------------------------------
@@ -338,7 +354,8 @@ def test_samples_metrics_and_run_files(tiny, tmp_path):
     run = tmp_path / "run"
     make_trainer(tiny.TINY_GAN, run, "train.epochs=2", "train.sample_every=10", "train.log_every=5").fit()
     samples = sorted(p.name for p in (run / "samples").iterdir())
-    assert samples == ["fake-step-00000010.png", "fake-step-00000020.png", "fake-step-00000030.png"]
+    # every 10 steps, and at the end of the run (step 32)
+    assert samples == [f"fake-step-{step:08d}.png" for step in (10, 20, 30, 32)]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in train] == [5, 10, 15, 20, 25, 30, 32]
@@ -392,6 +409,7 @@ def test_plugin_callbacks_get_every_event(tiny, vk_register, tmp_path):
         ("step", 1),
         ("step", 2),
         ("step", 3),
+        ("eval", 3),  # a run is always evaluated at its end, before its last checkpoint
         ("checkpoint", "step-00000003"),
         ("end", "finished"),
     ]

@@ -9,6 +9,7 @@ checkpoints.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -40,12 +41,15 @@ def from_environment() -> World:
     return World(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), size)
 
 
-def init(world: World, device: torch.device) -> None:
+def init(world: World, device: torch.device) -> bool:
+    """Joins the process group of a distributed run; True when this call created it (its creator
+    destroys it: vision_kernels.engine.api.train, not the trainer)."""
     if not world.distributed or dist.is_initialized():
-        return
+        return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
     dist.init_process_group(backend, timeout=timedelta(minutes=30), **kwargs)
+    return True
 
 
 def shutdown() -> None:
@@ -58,13 +62,14 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def any_true(world: World, flag: bool, device: torch.device) -> bool:
-    """True on every rank when `flag` is true on any (so all stop at the same step)."""
+def any_true(world: World, flags: Sequence[bool], device: torch.device) -> list[bool]:
+    """Each flag true on every rank when it is true on any (so all stop at the same step): one
+    all-reduce for all of them."""
     if not world.distributed:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
+        return [bool(f) for f in flags]
+    value = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return [bool(v) for v in value.tolist()]
 
 
 def gather(world: World, obj: Any) -> list[Any]:

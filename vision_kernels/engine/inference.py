@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from vision_kernels.config import ConfigError
 from vision_kernels.engine import checkpoint as ckpt
 from vision_kernels.engine import data as engine_data
 from vision_kernels.engine.checkpoint import write_text_atomic
 from vision_kernels.engine.run_config import run_config_model
 from vision_kernels.engine.seeding import isolated_rng
-from vision_kernels.engine.trainer import EvalContext, resolve_device
+from vision_kernels.engine.contexts import EvalContext
+from vision_kernels.engine.devices import resolve_device
 from vision_kernels.family import Family
 
 
@@ -35,7 +35,7 @@ class Loaded:
 
 def load_model(path: str | Path, which: str = "last", device: str = "auto", overrides: Sequence[str] = ()) -> Loaded:
     """Rebuilds the networks of the checkpoint at `path` (a run directory or a checkpoint)."""
-    from vision_kernels.config import parse_override
+    from vision_kernels.engine import overrides as override_policy
     from vision_kernels.engine.distributed import World
     from vision_kernels.registry import get_registry
 
@@ -53,17 +53,10 @@ def load_model(path: str | Path, which: str = "last", device: str = "auto", over
             f"loading with version {family.version}",
             stacklevel=2,
         )
-    data = dict(checkpoint.meta["config"])
-    for item in overrides:
-        keys, value = parse_override(item)
-        target = data
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        target[keys[-1]] = value
-    try:
-        config = run_config_model(family.config).model_validate(data)
-    except Exception as exc:
-        raise ConfigError(f"the config stored in {str(checkpoint.path)!r} does not validate: {exc}") from exc
+    config = override_policy.apply(
+        run_config_model(family.config), checkpoint.meta["config"], overrides, override_policy.INFERENCE_KEYS,
+        "for evaluation or prediction", repr(str(checkpoint.path / ckpt.META)),
+    )  # fmt: skip
     dev = resolve_device(device, World())
     networks = {name: net.to(dev) for name, net in dict(family.build(config)).items()}
     ema = {name: _copy(networks[name]) for name in checkpoint.meta.get("ema", [])}

@@ -90,6 +90,9 @@ class TrainConfig(_Section):
     clip_grad_norm: float | None = Field(None, gt=0, description="clip each optimizer's gradient norm to this")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     ema: EmaConfig = Field(default_factory=EmaConfig)
+    evaluate: bool = Field(
+        True, description="evaluate during training (every eval_every) and always at the end; false: never"
+    )
     eval_every: int = Field(0, ge=0, description="evaluate every N steps (0: at the end of each epoch)")
     sample_every: int = Field(0, ge=0, description="write samples every N steps (0: at the end of each epoch)")
     log_every: int = Field(10, ge=1, description="log running metrics every N steps")
@@ -125,6 +128,7 @@ RESUMABLE_KEYS = (
     "train.epochs",
     "train.max_steps",
     "train.max_minutes",
+    "train.evaluate",
     "train.eval_every",
     "train.compile",
     "train.compile_mode",

@@ -10,19 +10,26 @@ samples/          <name>-step-<step>.png image grids
 tensorboard/      when tensorboard is installed
 eval.json         written by `vk eval`
 report.html       written by `vk report` (and at the end of training)
+.lock             held (flock) by the process training in it: a second one is refused
 """
 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import yaml
 
 from vision_kernels.engine.checkpoint import write_text_atomic
+
+
+LOCK = ".lock"
 
 
 def now() -> str:
@@ -34,8 +41,27 @@ def runs_root() -> Path:
     return Path(os.environ.get("VK_RUNS_DIR", "runs"))
 
 
+def check_run_name(name: str) -> str:
+    """A run name is one path component: no separators, not '.' or '..', not hidden."""
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(
+            f"--name must be a single folder name (letters, digits, '-', '_', '.'; not starting with '.'), got {name!r}"
+        )
+    return name
+
+
+# What a run directory may hold before its run has started (a failed start leaves only these).
+_BEFORE_START = {LOCK}
+
+
+def unstarted(path: Path) -> bool:
+    """A directory a run was created in but never started (no config.yaml, no checkpoints)."""
+    return path.is_dir() and all(p.name in _BEFORE_START for p in path.iterdir())
+
+
 def new_run_dir(family: str, name: str | None, root: Path | None = None) -> Path:
-    """runs/<family>/<name>; a name already taken fails (use --resume to continue a run)."""
+    """runs/<family>/<name>; a name already taken fails (use --resume to continue a run), unless
+    its directory holds nothing yet (a run that failed to start): that one is reused."""
     root = runs_root() if root is None else root
     if name is None:
         name = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -43,13 +69,69 @@ def new_run_dir(family: str, name: str | None, root: Path | None = None) -> Path
         while (root / family / name).exists():
             n += 1
             name = f"{base}-{n}"
-    path = root / family / name
-    if path.exists():
+    path = root / family / check_run_name(name)
+    if path.exists() and not unstarted(path):
         raise FileExistsError(
             f"run directory {str(path)!r} exists; choose another --name, or continue it with --resume {path}"
         )
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def remove_if_unstarted(path: Path) -> None:
+    """Removes the directory of a run that failed before it started, so that it blocks no name."""
+    if unstarted(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class RunLockedError(FileExistsError):
+    """Another process is training in the run directory."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a process trains in it (fcntl.flock on
+    RUN/.lock: the kernel releases it when the process dies, so a killed run leaves no stale lock).
+    On taking it, the temporary files a killed run left behind are removed."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLockedError(
+                f"run directory {str(self.run_dir)!r} is in use by {holder}: wait for it to finish or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} (since {now()})".encode())
+        self._fd = fd
+        remove_stale_temporaries(self.run_dir)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock; the file stays (unlinking it would race a waiter)
+            self._fd = None
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files and directories of atomic writes that a killed process never renamed
+    (.NAME.tmp-PID, checkpoints/.tmp-step-...-PID): safe to remove while holding the run's lock."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".") and ".tmp-" in path.name:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
 
 
 def write_config(run_dir: Path, family: str, config: Any) -> None:
@@ -84,16 +166,6 @@ def update_run_json(run_dir: Path, **fields: Any) -> dict[str, Any]:
 
 
 def write_environment(run_dir: Path, device: Any) -> None:
-    from vision_kernels import backends
-    from vision_kernels.benchmarking.environment import environment
-    from vision_kernels.ops import OPS
+    from vision_kernels.environment import environment
 
-    env = environment()
-    env["platform"] = __import__("platform").platform()
-    env["device"] = str(device)
-    env["backends"] = {
-        op: {d: backends.available_backends(op, d) for d in ["cpu"] + (["cuda"] if device.type == "cuda" else [])}
-        for op in OPS
-    }
-    env["auto"] = {op: backends.resolve(op, device, "auto") for op in OPS}
-    write_text_atomic(run_dir / "environment.json", json.dumps(env, indent=2))
+    write_text_atomic(run_dir / "environment.json", json.dumps(environment(device), indent=2))

@@ -41,6 +41,8 @@ _EXPORTS = {
     "ConfusionMatrix": "segmentation",
     "SegmentationMetrics": "segmentation",
     "GenerativeMetrics": "generative",
+    "lower_is_better": "direction",
+    "local_only": "base",
 }
 
 
@@ -64,4 +66,6 @@ __all__ = [
     "MeanAveragePrecision",
     "Metric",
     "SegmentationMetrics",
+    "local_only",
+    "lower_is_better",
 ]

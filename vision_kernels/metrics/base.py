@@ -16,7 +16,9 @@ group must call it (in the same order as its other metrics' compute calls).
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -25,10 +27,27 @@ from torch import Tensor
 State = dict[str, Any]
 
 
-def _distributed(group: Any) -> bool:
+_local_depth = 0
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Inside, `compute()` reduces over this process alone, not across ranks: for an evaluation that
+    one rank runs while the others wait (the trainer's, under DDP), where a collective that only
+    that rank reaches would deadlock."""
+    global _local_depth
+    _local_depth += 1
+    try:
+        yield
+    finally:
+        _local_depth -= 1
+
+
+def reduces_across_ranks(group: Any = None) -> bool:
+    """Whether compute() must reduce across ranks."""
     import torch.distributed as dist
 
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
+    return _local_depth == 0 and dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
 
 
 def _reduction_device(tensor: Tensor, group: Any) -> torch.device:
@@ -92,7 +111,7 @@ class Metric(ABC):
         """The state reduced over `group` (default: the whole world): tensors summed, lists
         concatenated in rank order. Without torch.distributed initialized, or with one process,
         a copy of the local state. A collective: every rank of `group` must call it."""
-        if not _distributed(group):
+        if not reduces_across_ranks(group):
             return {k: v.clone() if isinstance(v, Tensor) else list(v) for k, v in self._state.items()}
         import torch.distributed as dist
 

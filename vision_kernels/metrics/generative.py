@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vision_kernels.metrics.base import reduces_across_ranks
+
 
 def _sqrtm_psd(matrix: Tensor) -> Tensor:
     values, vectors = torch.linalg.eigh(matrix)
@@ -88,7 +90,7 @@ class GenerativeMetrics:
 
         real = torch.cat(self.real) if self.real else torch.zeros(0, 128, dtype=torch.float64)
         fake = torch.cat(self.fake) if self.fake else torch.zeros(0, 128, dtype=torch.float64)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if reduces_across_ranks():
             parts: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(parts, (real, fake))
             real, fake = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from vision_kernels.metrics.direction import lower_is_better
 from vision_kernels.viz.curves import RESERVED_KEYS, is_number, plot_curves
 
 SAMPLE_PATTERN = re.compile(r"^(?P<name>.+)-step-(?P<step>\d+)\.png$")
@@ -21,7 +22,6 @@ MAX_THUMBNAILS = 8
 SAMPLE_MIN_WIDTH = 256
 THUMBNAIL_MIN_WIDTH = 96
 # Metrics where lower is better; every other metric is better when higher.
-LOWER_IS_BETTER = ("loss", "fid", "kid", "error", "mse")
 STATUS_COLORS = {"running": "#1f6feb", "finished": "#1a7f37", "interrupted": "#9a6700", "failed": "#cf222e"}
 
 CSS = """
@@ -146,11 +146,6 @@ def _metric_names(records: list[dict[str, Any]]) -> list[str]:
             if name not in RESERVED_KEYS and is_number(value):
                 names.setdefault(name)
     return list(names)
-
-
-def lower_is_better(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in LOWER_IS_BETTER)
 
 
 # --- formatting helpers -----------------------------------------------------------------------
@@ -420,7 +415,7 @@ def _environment_section(path: Path) -> str:
     if not isinstance(content, dict):
         return _section("Environment", _none_yet("No environment.json yet."), "environment")
     # Any key the engine adds is shown too; nested values as compact JSON.
-    facts = [(key, _cell(value)) for key, value in content.items() if key not in ("backends", "auto")]
+    facts = [(key, _cell(value)) for key, value in content.items() if key not in ("backends", "auto", "native")]
     parts = [_facts_table(facts)]
     backends = content.get("backends")
     if isinstance(backends, dict) and backends:
