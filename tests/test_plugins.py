@@ -447,7 +447,59 @@ def test_plugins_check_fails_with_the_reasons(site, capsys, process_registry):
     assert code == 2 and "Traceback" in err and "boom in register_families" in err
     blocked = [f"-pno:{name}" for name in BROKEN]
     code, out, _ = run_main(capsys, *blocked, "plugins", "check")
-    assert code == 0 and "all loaded" in out
+    loaded = len(records(registry_module.get_registry())) - len(BROKEN)
+    assert code == 0 and "all loaded" not in out
+    assert out.strip() == f"{loaded} plugin(s) loaded; blocked with -p: {', '.join(BROKEN)}"
+
+
+def test_plugins_check_warns_about_a_block_that_matches_nothing(site, capsys, process_registry):
+    code, _, err = run_main(capsys, "-pno:vkt-nothing", *(f"-pno:{name}" for name in BROKEN), "plugins", "check")
+    assert code == 0 and "warning: -p no:vkt-nothing matches no installed plugin" in err
+
+
+HEAVY = '''
+import torch  # at module level: every vk start pays for it
+from vision_kernels.hookspecs import hookimpl
+
+@hookimpl
+def register_callbacks(register):
+    pass
+'''
+
+LIGHT = '''
+from vision_kernels.family import Callback
+from vision_kernels.hookspecs import hookimpl
+
+def create():
+    import torch  # inside a registered function: called when a run uses it, not when vk starts
+    return object()
+
+@hookimpl
+def register_callbacks(register):
+    register(Callback(name="vkt-light", description="d", create=create))
+'''
+
+
+def test_plugins_check_warns_about_a_plugin_that_imports_torch(tmp_path, monkeypatch, capsys, process_registry):
+    (tmp_path / "vk_fake_heavy.py").write_text(textwrap.dedent(HEAVY))
+    (tmp_path / "vk_fake_light.py").write_text(textwrap.dedent(LIGHT))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("VK_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("VK_PLUGINS", "vk_fake_heavy,vk_fake_light")
+    code, out, err = run_main(capsys, "plugins", "check")
+    assert code == 0 and out.strip() == "2 plugin(s), all loaded"
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("warning: plugin 'vk_fake_heavy' imports torch when it loads (")
+    assert "s added to every vk start, --help included" in warnings[0] and "vision_kernels.family.lazy" in warnings[0]
+
+
+def test_import_cost_of_the_first_party_plugin_is_light():
+    from vision_kernels.registry import import_cost
+
+    builtin = records(Registry(modules=[]).load())["builtin"]
+    cost = import_cost(builtin)
+    assert cost is not None and cost.heavy == [], cost
 
 
 def test_strict_main_reports_one_line(site, capsys, process_registry, monkeypatch):

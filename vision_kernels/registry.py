@@ -270,6 +270,55 @@ class Registry:
         return [p for p in self.plugins if p.status == "error"]
 
 
+# Modules that cost seconds to import: a plugin that imports one when it loads slows every `vk`.
+HEAVY_MODULES = ("torch", "torchvision", "triton")
+
+# Run in a fresh interpreter: loads one plugin as the CLI does (import, then its registrations) and
+# reports which heavy modules that imported and how long it took. A fresh process because in the
+# CLI's own one every plugin is loaded already, so sys.modules cannot say which one imported torch.
+_PROBE = """
+import importlib.metadata, json, sys, time
+from vision_kernels.registry import HEAVY_MODULES, Registry
+registry = Registry(autoload=False, strict=False, modules=[])
+start = time.perf_counter()
+plugin = importlib.metadata.EntryPoint(name=sys.argv[1], value=sys.argv[2], group="vision_kernels").load()
+registry.register(plugin, name=sys.argv[1])
+seconds = time.perf_counter() - start
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(HEAVY_MODULES))
+print(json.dumps({"heavy": heavy, "seconds": seconds}))
+"""
+
+
+@dataclass
+class ImportCost:
+    """What loading one plugin costs a `vk` start: the heavy modules it imports, and the seconds."""
+
+    heavy: list[str]
+    seconds: float
+
+
+def import_cost(record: PluginRecord, timeout: float = 120) -> ImportCost | None:
+    """Loads the plugin of `record` alone in a subprocess (with this process's sys.path) and
+    measures it; None for a plugin that cannot be loaded by name (one registered as an object, as
+    tests do) or whose probe fails (the load error is already in the record)."""
+    import json
+    import subprocess
+    import sys
+
+    if record.source not in ("entry point", "VK_PLUGINS"):
+        return None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, record.name, record.module],
+            capture_output=True, text=True, timeout=timeout, env=env,
+        )  # fmt: skip
+        found = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+    return ImportCost(found["heavy"], found["seconds"]) if found else None
+
+
 _REGISTRY: Registry | None = None
 
 
