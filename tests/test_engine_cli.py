@@ -214,7 +214,9 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     assert f"finished: {info['step'] + 3} steps" in resumed.stdout
 
 
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
+def _torchrun(*args: str, family: str = "tiny", timeout: float = 300) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node=2 -m vision_kernels.cli train FAMILY ARGS` on CPU (gloo); a run that
+    does not end within `timeout` fails the test (a deadlock must not hang CI)."""
     command = [
         sys.executable,
         "-m",
@@ -224,15 +226,42 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
         "-m",
         "vision_kernels.cli",
         "train",
-        "tiny",
+        family,
         *args,
         "--quiet",
         "--device",
         "cpu",
     ]
-    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    env = {**_env(), "VK_PLUGINS": "vk_tiny,vision_kernels.plugins"}
+    try:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"torchrun did not finish in {timeout} s (deadlock?): {exc.stderr}") from None
     assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def test_ddp_run_of_a_family_that_evaluates_and_samples_mid_run(tmp_path):
+    """dcgan on digits under 2 gloo processes, evaluating, sampling and checkpointing on
+    different intervals that do not divide the run, with a batch size that splits the data unevenly,
+    then resumed under torchrun: both runs end (every rank reaches the same collectives), evaluate
+    their final weights, and the checkpoint's metrics are those of its step."""
+    tiny_dcgan = ["data.name=digits", "image_size=8", "generator_width=8", "discriminator_width=8",
+                  "eval_samples=64", "data.batch_size=13", "train.tensorboard=false"]  # fmt: skip
+    intervals = ["train.eval_every=2", "train.sample_every=3", "train.checkpoint.every=4"]
+    first = _torchrun(*tiny_dcgan, *intervals, "train.max_steps=5", "--runs-dir", str(tmp_path), "--name", "ddp",
+                      family="dcgan", timeout=240)  # fmt: skip
+    assert first.stdout.count("finished: 5 steps") == 1
+    assert [line.split(":")[0] for line in first.stderr.splitlines() if line.startswith("eval at step")] == [
+        "eval at step 2", "eval at step 4", "eval at step 5"]  # fmt: skip
+    run = tmp_path / "dcgan" / "ddp"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["samples-step-00000003.png",
+                                                                    "samples-step-00000005.png"]  # fmt: skip
+    resumed = _torchrun("--resume", str(run), "data.name=digits", "train.max_steps=7", family="dcgan", timeout=240)
+    assert "finished: 7 steps" in resumed.stdout and "eval at step 7" in resumed.stderr
+    last = ckpt.load(run)
+    assert last.meta["step"] == 7 and set(last.meta["metrics"]) >= {"fid", "kid"}
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
 
 def test_two_gloo_processes_match_one_with_the_combined_batch(vk_register, tmp_path):
