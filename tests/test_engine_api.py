@@ -147,3 +147,16 @@ def test_device_cuda_without_a_gpu_is_one_line(tiny, vk_cli):
     assert result.stderr.splitlines()[0] == (
         "error: --device cuda, but torch sees no CUDA GPU here (use --device cpu or auto)"
     )
+
+
+def test_vk_step_runs_one_training_step_without_the_engine(tiny, vk_step):
+    import torch
+
+    from vision_kernels.testing import step_context
+
+    x, y = torch.randn(16, 8), torch.randint(0, 4, (16,))
+    metrics, ctx = vk_step(tiny.TINY, (x, y), "lr=0.1")
+    assert metrics["loss"] > 0 and ctx.step == 0 and ctx.config.lr == 0.1
+    fresh = step_context(tiny.TINY, "lr=0.1")  # seeded: the same initial weights
+    before = fresh.networks["model"][1].weight.detach().clone()
+    assert not torch.equal(ctx.networks["model"][1].weight, before), "the optimizer stepped"

@@ -10,6 +10,10 @@
         result = vk_cli("families", "info", "autoencoder")
         assert result.exit_code == 0, result.output
 
+    def test_one_training_step(vk_step):
+        metrics, ctx = vk_step(MY_FAMILY, batch, "lr=0.01")   # no run directory, no data loader
+        assert metrics["loss"] > 0 and ctx.step == 0
+
 Nothing here imports torch.
 """
 
@@ -66,3 +70,38 @@ def vk_cli(vk_registry: Any) -> Callable[..., Any]:
         return runner.invoke(build_app(vk_registry), list(args), env={"COLUMNS": "240"})
 
     return invoke
+
+
+def step_context(family: Any, *overrides: str, device: str = "cpu") -> Any:
+    """A StepContext for `family` (a Family) with the config from its defaults and `overrides`: the
+    networks it builds (train mode, on `device`) and its optimizers, as the engine would pass them
+    to training_step, without a run directory, data or DDP."""
+    from vision_kernels.config import resolve
+    from vision_kernels.engine.contexts import StepContext
+    from vision_kernels.engine.devices import autocast_dtype
+    from vision_kernels.engine.run_config import run_config_model
+    from vision_kernels.engine.seeding import seed_everything
+
+    config = resolve(run_config_model(family.config), overrides=list(overrides))
+    seed_everything(config.train.seed, False)
+    networks = {name: net.to(device).train() for name, net in dict(family.build(config)).items()}
+    optimizers = dict(family.optimizers(config, networks))
+    import torch
+
+    target = torch.device(device)
+    return StepContext(config, networks, optimizers, target, amp_dtype=autocast_dtype(config.train.precision, target))
+
+
+@pytest.fixture
+def vk_step() -> Callable[..., Any]:
+    """vk_step(family, batch, *overrides, device="cpu") -> (metrics, ctx): one call of the family's
+    training_step on `batch` (moved to the device, as the engine does), through step_context."""
+
+    def run(family: Any, batch: Any, *overrides: str, device: str = "cpu") -> tuple[dict[str, float], Any]:
+        from vision_kernels.engine.data import to_device
+
+        ctx = step_context(family, *overrides, device=device)
+        metrics = family.training_step(ctx, to_device(batch, ctx.device)) or {}
+        return {k: float(v) for k, v in metrics.items()}, ctx
+
+    return run
