@@ -183,6 +183,7 @@ def test_config_show_precedence(toy, vk_cli, tmp_path):
         (["depth=0"], "error: config key 'depth': got 0 (int); input should be greater than or equal to 1"),
         (["optim.momentum=1"], "error: unknown config key 'optim.momentum'; allowed here: lr"),
         (["--config", "/no/such.yaml"], "error: config file '/no/such.yaml' does not exist"),
+        (["--config", "/"], "error: config file '/' is a directory: expected a YAML file"),
     ],
 )
 def test_config_show_errors(toy, vk_cli, args, message):

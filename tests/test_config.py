@@ -73,6 +73,8 @@ def test_override_errors_name_key_value_and_what_is_allowed(overrides, message):
 def test_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="config file '.*missing.yaml' does not exist"):
         resolve(GanConfig, tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=f"config file '{tmp_path}' is a directory: expected a YAML file"):
+        resolve(GanConfig, tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_text("latent: [1, 2\n")
     with pytest.raises(ConfigError, match="config file '.*bad.yaml' is not valid YAML"):

@@ -187,7 +187,7 @@ def test_image_mask_folder(tmp_path):
     assert len(ImageMaskFolder(split="val", root=tmp_path)) == 2  # no split folders: every split is root/images
 
     save(tmp_path / "masks" / "a.png", np.full((4, 5), 7, dtype=np.uint8))
-    with raises_naming(tmp_path / "masks" / "a.png", r"has values \[7\] not in the class list 0..2 \(or 255"):
+    with raises_naming(tmp_path / "masks" / "a.png", r"has values \[7\] not in the class list 0..2 \(bg, x, y\)"):
         data[0]
     save(tmp_path / "masks" / "a.png", rgb(4, 5))
     with raises_naming(tmp_path / "masks" / "a.png", "has mode 'RGB'"):
@@ -210,6 +210,37 @@ def test_image_mask_folder(tmp_path):
     assert len(ImageMaskFolder(split, split="train")) == 1
     with raises_naming(split, "has no split 'val'"):
         ImageMaskFolder(split, split="val")
+
+
+def test_image_mask_folder_names_a_missing_root(tmp_path):
+    from vision_kernels.plugins.datasets import DATASETS
+
+    load = next(d.load for d in DATASETS if d.name == "image-mask-folder")
+    for split in (None, "train"):  # not "has no split 'train'": the root itself is missing
+        with raises_naming(tmp_path / "none", "does not exist: expected a folder with images/ and masks/"):
+            ImageMaskFolder(tmp_path / "none", split=split)
+    with raises_naming(tmp_path / "none", "does not exist"):
+        load(split="train", root=str(tmp_path / "none"))
+    (tmp_path / "file").write_text("")
+    with raises_naming(tmp_path / "file", "is not a folder"):
+        ImageMaskFolder(tmp_path / "file", split="train")
+
+
+def test_image_mask_folder_told_the_models_classes_names_a_bad_mask(tmp_path):
+    """Without num_classes the dataset cannot check its masks; told the model's, it names the file."""
+    save(tmp_path / "images" / "a.png", rgb(4, 5))
+    save(tmp_path / "masks" / "a.png", np.array([[0, 1, 7, 255, 9]] * 4, dtype=np.uint8))
+    data = ImageMaskFolder(tmp_path)
+    assert data[0][1].max() == 255  # unchecked
+    data.expect_classes(4, ignore_index=255)
+    bad = tmp_path / "masks" / "a.png"
+    with raises_naming(bad, r"has values \[7, 9\] not in the class list 0..3 \(or 255 = ignore\)"):
+        data[0]
+    named = ImageMaskFolder(tmp_path, classes=["bg", "cell", "edge"])
+    with raises_naming(bad, r"\[7, 9\] not in the class list 0..2 \(bg, cell, edge\) \(or 255"):
+        named[0]
+    with raises_naming(tmp_path, "has 3 classes but the model predicts 4"):
+        named.expect_classes(4)
 
 
 # --- VOC ------------------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def load_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory: expected a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
@@ -113,7 +115,9 @@ def resolve(model: type[BaseModel], config_file: str | Path | None = None, overr
         raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from exc
 
 
-def describe_fields(model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None) -> list[dict[str, str]]:
+def describe_fields(
+    model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
+) -> list[dict[str, str]]:
     """Every field, nested ones with dotted names: name, type, default, help. A nested section's
     defaults are the ones its parent gives it (a family's `train: TrainConfig =
     Field(default_factory=lambda: TrainConfig(epochs=10))`), not the section model's own."""

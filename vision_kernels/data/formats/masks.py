@@ -12,8 +12,15 @@ from vision_kernels.data.errors import DataError
 from vision_kernels.data.images import list_images, read_image, read_mask
 
 
-def check_mask_values(mask: torch.Tensor, path: str | Path, num_classes: int | None, ignore_index: int | None) -> None:
-    """DataError unless every value of `mask` is a class index 0..num_classes-1 or `ignore_index`.
+def check_mask_values(
+    mask: torch.Tensor,
+    path: str | Path,
+    num_classes: int | None,
+    ignore_index: int | None,
+    classes: Sequence[str] | None = None,
+) -> None:
+    """DataError unless every value of `mask` is a class index 0..num_classes-1 or `ignore_index`;
+    the message names the file, the bad values and the allowed ones (with the class names).
 
     A value outside the class list is most often a mask saved with colours or with another
     dataset's numbering: training on it would index past the classifier's outputs."""
@@ -25,9 +32,10 @@ def check_mask_values(mask: torch.Tensor, path: str | Path, num_classes: int | N
         bad = bad[bad != ignore_index]
     if bad.numel():
         shown = ", ".join(str(value) for value in bad[:10].tolist()) + (", ..." if bad.numel() > 10 else "")
+        names = f" ({', '.join(classes)})" if classes is not None and len(classes) <= 20 else ""
         ignore = f" (or {ignore_index} = ignore)" if ignore_index is not None else ""
         raise DataError(
-            f"mask {str(path)!r} has values [{shown}] not in the class list 0..{num_classes - 1}{ignore}", path
+            f"mask {str(path)!r} has values [{shown}] not in the class list 0..{num_classes - 1}{names}{ignore}", path
         )
 
 
@@ -37,6 +45,7 @@ def load_pair(
     num_classes: int | None,
     ignore_index: int | None,
     channels: int | None = None,
+    classes: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(image [C, H, W] float32, mask [H, W] int64), both decoded and checked against each other."""
     image = read_image(image_path, channels)
@@ -46,7 +55,7 @@ def load_pair(
         raise DataError(
             f"mask {str(mask_path)!r} is {mh}x{mw} (HxW) but its image {str(image_path)!r} is {ih}x{iw}", mask_path
         )
-    check_mask_values(mask, mask_path, num_classes, ignore_index)
+    check_mask_values(mask, mask_path, num_classes, ignore_index, classes)
     return image, mask
 
 
@@ -106,6 +115,11 @@ class ImageMaskFolder(Dataset):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         root = Path(root)
+        if not root.is_dir():  # before the layout checks: "no split 'train'" would hide the real problem
+            problem = "is not a folder" if root.exists() else "does not exist"
+            expected = f"expected a folder with {images}/ and {masks}/"
+            raise DataError(f"dataset root {str(root)!r} {problem}: {expected}", root)
+        self.root = root
         self.image_dir, self.mask_dir = root / images, root / masks
         if split is not None:
             if (root / split / images).is_dir():
@@ -130,12 +144,24 @@ class ImageMaskFolder(Dataset):
             raise DataError(f"image folder {str(self.image_dir)!r} has no images", self.image_dir)
         self.samples: list[tuple[Path, Path]] = [(image_files[key], mask_files[key]) for key in sorted(image_files)]
 
+    def expect_classes(self, num_classes: int, ignore_index: int | None = 255) -> None:
+        """For whoever knows the model (a family, the engine): its masks must hold class indices
+        0..num_classes-1 or `ignore_index`. Then each mask is checked when read, so a bad one fails
+        naming its file, its values and the allowed ones, instead of deep inside the loss. Classes
+        the dataset was given must number the same."""
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise DataError(
+                f"dataset {str(self.root)!r} has {self.num_classes} classes but the model predicts {num_classes}",
+                self.root,
+            )
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.samples[index]
-        return load_pair(image_path, mask_path, self.num_classes, self.ignore_index)
+        return load_pair(image_path, mask_path, self.num_classes, self.ignore_index, classes=self.classes)
 
     def source(self, index: int) -> str:
         """The image file of item `index`."""
