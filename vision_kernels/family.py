@@ -53,7 +53,7 @@ class StepContext(Protocol):
     config: Any  # the resolved run config (the family's fields, `train` and `data`)
     networks: Mapping[str, Any]  # name -> torch.nn.Module on the device (DDP-wrapped when distributed)
     optimizers: Mapping[str, Any]  # name -> torch.optim.Optimizer
-    device: Any  # torch.device
+    device: Any  # torch.device; the engine has moved every tensor of the batch to it
     step: int  # training steps done so far
     epoch: int  # epochs done so far
 
@@ -78,7 +78,9 @@ class EvalContext(Protocol):
     split: str  # the data split batches() yields
 
     def batches(self) -> Iterator[Any]:
-        """The evaluation data, batch by batch, on the device."""
+        """The evaluation split, batch by batch, on the device: collated as training batches
+        (data.eval_batch_size items, in order, the last one possibly shorter, no training
+        transforms); each call is a new pass."""
 
 
 @dataclass(frozen=True)
@@ -92,16 +94,24 @@ class Family:
         file and key=value overrides.
     build(config) -> {name: nn.Module}: the networks, e.g. {"model": net} or {"generator": G,
         "discriminator": D}.
+    The rest are optional (None): `vk train` needs optimizers and training_step, `vk eval`
+    evaluate, `vk predict` predict.
     optimizers(config, networks) -> {name: optimizer}: one per independently stepped network.
     training_step(ctx, batch) -> {metric: float}: one training step (a GAN's k discriminator
-        steps and its generator step live here), using ctx.backward / ctx.step_optimizer.
-    evaluate(ctx) -> {metric: float}: metrics over ctx.batches() (the evaluation split).
+        steps and its generator step live here), using ctx.backward / ctx.step_optimizer. `batch`
+        is the dataset's items collated by default_collate (or its collate_fn), already on
+        ctx.device: (image, label) items give [images [B, C, H, W] in [0, 1], labels [B]].
+    evaluate(ctx) -> {metric: float}: metrics over ctx.batches() (the evaluation split); the
+        first picks the best checkpoint unless train.checkpoint.monitor names another.
     samples(ctx) -> {name: images}: image batches [N, C, H, W] in [0, 1] that show progress (a GAN's
         samples from fixed noise, a segmentation's overlays), written as grids every
         train.sample_every steps; ctx as for evaluate.
-    predict(networks, inputs, config) -> outputs: inputs is a list of [C, H, W] images in [0, 1]
-        (or None when `vk predict` got no --input, e.g. for a generator); outputs is an image batch
-        [N, C, H, W] in [0, 1], or a mapping of names to image batches and JSON-able values.
+    predict(networks, inputs, config) -> outputs: inputs is a list of [C, H, W] images in [0, 1],
+        one per --input file as the file is (channels, size), on the networks' device (or None
+        when `vk predict` got no --input, e.g. for a generator): fit and stack them before a
+        network sees them; class names are not passed (keep them in the config). outputs is an
+        image batch [N, C, H, W] in [0, 1], a list of one picture per input, or a mapping of names
+        to those and JSON-able values.
     version: stored with checkpoints, so a checkpoint names the family version that wrote it.
     """
 

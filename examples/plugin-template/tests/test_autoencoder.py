@@ -4,12 +4,9 @@ ships and through the installed entry point), the CLI shows them, training steps
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 import vk_autoencoder
 
-from vision_kernels.config import resolve
 from vision_kernels.family import Dataset
 from vision_kernels.hookspecs import hookimpl
 from vision_kernels.registry import Registry
@@ -38,33 +35,21 @@ def test_cli_shows_the_family(vk_register, vk_cli):
     assert "latent: 8" in shown.output and "lr: 0.01" in shown.output
 
 
-class Step:
-    """The little of the engine's StepContext a training step needs, for a test."""
-
-    def __init__(self, config, networks, optimizers):
-        self.config, self.networks, self.optimizers = config, networks, optimizers
-        self.device, self.step, self.epoch = torch.device("cpu"), 0, 0
-
-    def autocast(self):
-        return nullcontext()
-
-    def backward(self, loss, optimizer):
-        loss.backward()
-
-    def step_optimizer(self, optimizer):
-        self.optimizers[optimizer].step()
-        self.optimizers[optimizer].zero_grad()
-
-
 def test_training_steps_lower_the_loss():
+    """step_context: the networks, optimizers and config a training step gets, without a run."""
+    from vision_kernels.testing import step_context
+
     torch.manual_seed(0)
-    config = resolve(vk_autoencoder.AutoencoderConfig, overrides=["width=8", "latent=16", "optim.lr=0.003"])
     family = vk_autoencoder.FAMILY
-    networks = family.build(config)
-    ctx = Step(config, networks, family.optimizers(config, networks))
+    ctx = step_context(family, "width=8", "latent=16", "optim.lr=0.003")
     images = torch.rand(16, 1, 28, 28)
-    losses = [family.training_step(ctx, images)["loss"] for _ in range(30)]
+    losses = [family.training_step(ctx, [images])["loss"] for _ in range(30)]
     assert losses[-1] < losses[0]
+
+
+def test_one_training_step(vk_step):
+    metrics, ctx = vk_step(vk_autoencoder.FAMILY, [torch.rand(4, 1, 28, 28)], "width=4")
+    assert set(metrics) == {"loss"} and ctx.config.width == 4
 
 
 class NoiseData:
