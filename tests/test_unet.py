@@ -84,3 +84,20 @@ def test_trains_on_an_image_mask_folder(builtin_cli, tmp_path):
         f"data.options={{root: {root}, num_classes: 2}}", "data.batch_size=2", "train.max_steps=2",
         "train.tensorboard=false", "--device", "cpu", "--quiet", "--name", "folder")  # fmt: skip
     builtin_cli("eval", str(tmp_path / "runs" / "unet" / "folder"), "--checkpoint", "last")
+
+
+def test_a_mask_value_outside_the_models_classes_names_its_file(vk_register, vk_cli, tmp_path):
+    """unet defaults (4 classes) on a folder whose mask holds 9: one line naming the mask file, not an
+    error from inside the loss."""
+    from vision_kernels import plugins as builtin
+
+    vk_register(builtin, name="builtin")
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "data" / "images" / "a.png")
+    Image.fromarray(np.full((32, 32), 9, np.uint8)).save(tmp_path / "data" / "masks" / "a.png")
+    result = vk_cli("train", "unet", "depth=2", "base_width=4", "data.name=image-mask-folder",
+                    f"data.options={{root: {tmp_path / 'data'}}}", "data.batch_size=1", "--device", "cpu",
+                    "--runs-dir", str(tmp_path / "runs"), "--name", "bad")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert str(tmp_path / "data" / "masks" / "a.png") in result.stderr and "[9]" in result.stderr

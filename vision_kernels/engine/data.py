@@ -48,12 +48,18 @@ def batches_per_epoch(sampler: ResumableSampler, drop_last: bool) -> int:
     return n // b if drop_last else -(-n // b)
 
 
-def load_split(dataset: Any, split: str, options: dict[str, Any]) -> Dataset:
-    """dataset.load(split=..., **options), with an error that names the dataset and the split."""
+def load_split(dataset: Any, split: str, options: dict[str, Any], config: Any = None) -> Dataset:
+    """dataset.load(split=..., **options), with an error that names the dataset and the split. A
+    loaded dataset that can check its masks (`expect_classes`, e.g. image-mask-folder) is told the
+    run's num_classes and ignore_index, so a bad mask fails naming its file, not inside the loss."""
     try:
-        return dataset.load(split=split, **options)
+        loaded = dataset.load(split=split, **options)
     except TypeError as exc:
         raise ValueError(f"dataset {dataset.name!r} does not take these options {sorted(options)}: {exc}") from exc
+    expect = getattr(loaded, "expect_classes", None)
+    if expect is not None and isinstance(getattr(config, "num_classes", None), int):
+        expect(config.num_classes, getattr(config, "ignore_index", 255))
+    return loaded
 
 
 def prepare(data: Any, dataset: Dataset, train: bool) -> tuple[Dataset, list[tuple[str, str]]]:

@@ -86,7 +86,7 @@ def evaluate(loaded: Loaded, split: str | None = None) -> dict[str, Any]:
     split = split or config.data.eval_split
     if split not in entry.splits:
         raise ValueError(f"dataset {entry.name!r} has no split {split!r}; it has {', '.join(entry.splits)}")
-    dataset, _ = engine_data.prepare(config.data, engine_data.load_split(entry, split, config.data.options), False)
+    dataset, _ = engine_data.prepare(config.data, engine_data.load_split(entry, split, config.data.options, config), False)
     loader = engine_data.eval_loader(config.data, dataset)
     with isolated_rng(config.train.seed), torch.no_grad():
         metrics = family.evaluate(EvalContext(config, loaded.networks, loaded.device, loader, split)) or {}

@@ -155,7 +155,7 @@ class Trainer:
             else None
         )
         entry = self._dataset_entry()
-        raw_train = engine_data.load_split(entry, "train", c.data.options)
+        raw_train = engine_data.load_split(entry, "train", c.data.options, c)
         train_set, skipped = engine_data.prepare(c.data, raw_train, train=True)
         self.data_skipped = {"train": skipped}
         self.loader = engine_data.train_loader(c.data, train_set, c.train.seed, self.world.rank, self.world.size)
@@ -174,7 +174,7 @@ class Trainer:
         """The evaluation split (untransformed), or the training split when the data has no such."""
         data = self.config.data
         split = data.eval_split if data.eval_split in getattr(entry, "splits", ("train", "val")) else "train"
-        raw = engine_data.load_split(entry, split, data.options) if split != "train" else raw_train
+        raw = engine_data.load_split(entry, split, data.options, self.config) if split != "train" else raw_train
         dataset, skipped = engine_data.prepare(data, raw, train=False)
         if split != "train":
             self.data_skipped[split] = skipped
