@@ -17,10 +17,10 @@ from torch import nn
 from vision_kernels.engine import checkpoint as ckpt
 from vision_kernels.engine import data as engine_data
 from vision_kernels.engine.checkpoint import write_text_atomic
-from vision_kernels.engine.run_config import run_config_model
-from vision_kernels.engine.seeding import isolated_rng
 from vision_kernels.engine.contexts import EvalContext
 from vision_kernels.engine.devices import resolve_device
+from vision_kernels.engine.run_config import run_config_model
+from vision_kernels.engine.seeding import isolated_rng
 from vision_kernels.family import Family
 
 
@@ -86,7 +86,8 @@ def evaluate(loaded: Loaded, split: str | None = None) -> dict[str, Any]:
     split = split or config.data.eval_split
     if split not in entry.splits:
         raise ValueError(f"dataset {entry.name!r} has no split {split!r}; it has {', '.join(entry.splits)}")
-    dataset, _ = engine_data.prepare(config.data, engine_data.load_split(entry, split, config.data.options, config), False)
+    items = engine_data.load_split(entry, split, config.data.options, config)
+    dataset, _ = engine_data.prepare(config.data, items, False)
     loader = engine_data.eval_loader(config.data, dataset)
     with isolated_rng(config.train.seed), torch.no_grad():
         metrics = family.evaluate(EvalContext(config, loaded.networks, loaded.device, loader, split)) or {}

@@ -28,7 +28,6 @@ import yaml
 
 from vision_kernels.engine.checkpoint import write_text_atomic
 
-
 LOCK = ".lock"
 
 

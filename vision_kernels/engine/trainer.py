@@ -139,7 +139,9 @@ class Trainer:
             network.to(self.device)
         compile_networks(built, c.train)
         self.networks: dict[str, nn.Module] = built  # unwrapped: what checkpoints hold
-        self.train_networks = {n: dist.wrap(self.world, m, self.device, c.train.sync_batchnorm) for n, m in built.items()}
+        self.train_networks = {
+            n: dist.wrap(self.world, m, self.device, c.train.sync_batchnorm) for n, m in built.items()
+        }
         self.optimizers = dict(self.family.optimizers(c, self.networks))
         monitor = c.train.checkpoint.monitor
         if c.train.schedule.name == "plateau" and monitor is None:
