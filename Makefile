@@ -1,7 +1,7 @@
 # The README's commands. Every target first sets up .venv (`make install`): idempotent, and
 # nothing is rebuilt when nothing it depends on changed.
 #
-#   make demo      run the main demo
+#   make demo      run the main demo (installs its data with `make data` first)
 #   make test      the test suite (fast: no `slow` tests); make test-all runs everything
 #   make bench     the kernel benchmarks; prints ratios and writes benchmarks/results/
 #   make lint      ruff
@@ -39,7 +39,10 @@ $(VENV)/.template: $(VENV)/.installed $(TEMPLATE)/pyproject.toml
 	$(PIP) install --no-build-isolation --no-deps --editable $(TEMPLATE) 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	touch $@
 
+# The demo's data come from `make data` (Debian packages); where they cannot be installed (no apt,
+# no network) the demo still runs, on scikit-learn's digits, and says so.
 demo: install
+	$(MAKE) --no-print-directory data || echo "make data failed: the demo falls back to scikit-learn's digits"
 	$(VENV)/bin/vk demo cgan --device auto
 
 test: install $(VENV)/.template

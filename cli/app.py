@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import bench_cmd, config_cmd, data_cmd, families_cmd, plugins_cmd, train_cmd
+from .demo_gan import STEPS as DEMO_STEPS
 from .errors import CliError, exit_with, report
 
 
@@ -78,8 +79,13 @@ def demo(
     ] = "kernels",
     device: Annotated[str, typer.Option(help="cpu or cuda (cgan: also auto).")] = "cpu",
     quick: Annotated[bool, typer.Option(help="kernels: smaller shapes and fewer repeats (a few seconds).")] = False,
-    minutes: Annotated[float, typer.Option(help="cgan: the training budget in minutes.")] = 3.0,
+    steps: Annotated[int, typer.Option(help="cgan: training steps (about 3.3 minutes on 2 cores).")] = DEMO_STEPS,
+    minutes: Annotated[float, typer.Option(help="cgan: stop after this many minutes whatever the steps.")] = 10.0,
     runs_dir: Annotated[Path | None, typer.Option(help="cgan: where the run goes (default: ./runs).")] = None,
+    kernels: Annotated[bool, typer.Option(help="cgan: print the box ops' speed table first.")] = True,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="cgan: key=value overrides after the demo's own (train.max_steps=40).")
+    ] = None,
 ) -> None:
     """A first look: the box ops' speed next to torchvision's (kernels), or a conditional GAN
     trained on real digits, evaluated and reported (cgan; what `make demo` runs)."""
@@ -90,7 +96,7 @@ def demo(
     elif what == "cgan":
         from .demo_gan import run_gan_demo
 
-        run_gan_demo(minutes, device, runs_dir)
+        run_gan_demo(steps, minutes, device, runs_dir, overrides or [], kernels)
     else:
         raise CliError(f"vk demo: unknown demo {what!r}; choose kernels or cgan")
 

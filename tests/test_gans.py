@@ -11,7 +11,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vision_kernels import plugins as builtin
 from vision_kernels.engine import checkpoint as ckpt
 from vision_kernels.plugins.gans import latent, step
 from vision_kernels.plugins.gans.dcgan import DcganConfig
@@ -190,13 +189,3 @@ def test_conditional_family_needs_labels():
 
     with pytest.raises(ValueError, match="labelled data"):
         step.conditioning(CganConfig(), None, 4, "cpu")
-
-
-def test_demo_trains_evaluates_and_reports(vk_register, vk_cli, tmp_path):
-    vk_register(builtin, name="builtin")
-    result = vk_cli("demo", "cgan", "--minutes", "0.05", "--device", "cpu", "--runs-dir", str(tmp_path))
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "cgan").iterdir()
-    assert (run_dir / "report.html").is_file() and (run_dir / "eval.json").is_file()
-    assert (run_dir / "predictions" / "class-7-7.png").is_file()
-    assert "class accuracy:" in result.stdout and f"report:               {run_dir / 'report.html'}" in result.stdout

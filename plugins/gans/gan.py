@@ -6,9 +6,9 @@ update, momentum 0.5 rising to 0.7), as the paper's published pylearn2 configura
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from vision_kernels.engine.run_config import DataConfig, TrainConfig
 from vision_kernels.family import Family, lazy
@@ -17,16 +17,8 @@ from .config import AdversarialConfig
 
 
 class SgdConfig(AdversarialConfig):
-    """The papers' SGD with momentum (gan and cgan), or Adam as an option."""
+    """The papers' SGD with momentum (gan and cgan)."""
 
-    optimizer: Literal["sgd", "adam"] = Field(
-        "sgd",
-        description="sgd: the paper's SGD with momentum under its schedule (lr, lr_decay, min_lr, momentum, "
-        "final_momentum, momentum_steps); adam: Adam(adam_lr, adam_betas) at a constant rate, which converges in "
-        "fewer steps (`vk demo cgan`'s tuned schedule)",
-    )
-    adam_lr: float = Field(2e-4, gt=0, description="optimizer=adam: the learning rate of both networks")
-    adam_betas: tuple[float, float] = Field((0.5, 0.999), description="optimizer=adam: Adam's (beta1, beta2)")
     lr: float = Field(0.1, gt=0, description="initial SGD learning rate")
     lr_decay: float = Field(1.000004, ge=1, description="the rate is divided by this every update")
     min_lr: float = Field(1e-6, ge=0, description="the rate's floor")
@@ -34,13 +26,6 @@ class SgdConfig(AdversarialConfig):
     final_momentum: float = Field(0.7, ge=0, lt=1, description="momentum after momentum_steps updates")
     momentum_steps: int = Field(150000, ge=1, description="updates over which momentum rises linearly")
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout of the discriminator's hidden layers")
-
-    @field_validator("adam_betas")
-    @classmethod
-    def _betas(cls, betas: tuple[float, float]) -> tuple[float, float]:
-        if not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"adam_betas must both be in [0, 1), got {list(betas)}")
-        return betas
 
 
 class GanConfig(SgdConfig):
@@ -66,14 +51,8 @@ def build(config: GanConfig) -> dict[str, Any]:
 
 
 def sgd_optimizers(config: SgdConfig, networks: dict[str, Any]) -> dict[str, Any]:
-    """The paper's SGD with momentum, or Adam with config.optimizer=adam."""
     import torch
 
-    if config.optimizer == "adam":
-        return {
-            name: torch.optim.Adam(network.parameters(), lr=config.adam_lr, betas=config.adam_betas)
-            for name, network in networks.items()
-        }
     return {
         name: torch.optim.SGD(network.parameters(), lr=config.lr, momentum=config.momentum)
         for name, network in networks.items()
@@ -81,12 +60,11 @@ def sgd_optimizers(config: SgdConfig, networks: dict[str, Any]) -> dict[str, Any
 
 
 def sgd_training_step(ctx: Any, batch: Any) -> dict[str, float]:
-    """Algorithm 1 under the paper's rate and momentum schedule (Adam: its constant rate)."""
+    """Algorithm 1 under the paper's rate and momentum schedule."""
     from .step import adversarial_step, paper_sgd
 
-    if ctx.config.optimizer == "sgd":
-        for name in ("generator", "discriminator"):
-            paper_sgd(ctx.optimizers[name], ctx.step, ctx.config)
+    for name in ("generator", "discriminator"):
+        paper_sgd(ctx.optimizers[name], ctx.step, ctx.config)
     return adversarial_step(ctx, batch)
 
 

@@ -101,11 +101,16 @@ def digits(split: str = "train", size: int | None = None) -> LabelledImages:
     return LabelledImages(_resize(images[keep], size), labels[keep], DIGIT_CLASSES)
 
 
+def opencv_digits_file(path: str | None = None) -> Path:
+    """Where opencv-digits reads digits.png: `path`, else $VK_OPENCV_DIGITS, else Debian's file."""
+    return Path(path or os.environ.get("VK_OPENCV_DIGITS", OPENCV_DIGITS))
+
+
 def opencv_digits(split: str = "train", size: int | None = None, path: str | None = None) -> LabelledImages:
     """OpenCV's digits.png: 50 rows x 100 columns of 20x20 digits, five rows per class in order
     (500 each); [1, 20, 20] images, val every fifth of each class (1000), train the rest (4000)."""
     _check_split("opencv-digits", split)
-    file = Path(path or os.environ.get("VK_OPENCV_DIGITS", OPENCV_DIGITS))
+    file = opencv_digits_file(path)
     if not file.exists():
         raise DataError(
             f"opencv-digits: {str(file)!r} does not exist; install it with {MAKE_DATA.format(package='opencv-doc')}, "
