@@ -94,3 +94,22 @@ def test_vk_backend_environment_variable():
 def test_available_backends_lists_what_runs_here():
     assert backends.available_backends("box_iou", "cpu")[0] == "native"
     assert "reference" in backends.available_backends("nms", "cpu")
+
+
+def test_the_choice_is_resolved_once_per_op_and_device(monkeypatch):
+    """The dispatcher query costs microseconds, as much as a small op's kernel: asked once, cached."""
+    asked = []
+    has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
+
+    def counting(name, key):
+        asked.append(name)
+        return has_kernel(name, key)
+
+    monkeypatch.setattr(torch._C, "_dispatch_has_kernel_for_dispatch_key", counting)
+    backends.clear_cache()
+    first = [backends.resolve("box_iou", torch.device("cpu")) for _ in range(3)]
+    assert len(set(first)) == 1
+    assert asked.count("vision_kernels::box_iou") <= 1  # none when the extension is missing
+    backends.resolve("box_iou", torch.device("cpu"), "reference")
+    assert backends.resolve("nms", torch.device("cpu")) == first[0]
+    assert asked.count("vision_kernels::box_iou") <= 1

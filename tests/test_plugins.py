@@ -556,3 +556,18 @@ def test_lazy_imports_its_module_only_when_called(tmp_path, monkeypatch):
     assert work.__name__ == "work" and "lazy_probe_module.work" in work.__doc__
     assert work(1, b=5) == 6 and sys.modules["lazy_probe_module"].CALLS == [1]
     monkeypatch.delitem(sys.modules, "lazy_probe_module")
+
+
+def test_a_backend_registered_after_the_choice_was_cached_is_seen(vk_registry, vk_register):
+    """backends.resolve() caches its choices; registering or unregistering a plugin kernel
+    invalidates them."""
+    cpu = torch.device("cpu")
+    with pytest.raises((ValueError, RuntimeError), match="mine"):
+        backends.resolve("box_iou", cpu, "mine")
+    auto = backends.resolve("box_iou", cpu)  # cached now
+    vk_register(_plugin(kernels=[Kernel("box_iou", "mine", reference.box_iou)]), name="p")
+    assert backends.resolve("box_iou", cpu, "mine") == "mine"
+    assert backends.resolve("box_iou", cpu) == auto
+    vk_registry.unregister("p")
+    with pytest.raises((ValueError, RuntimeError), match="mine"):
+        backends.resolve("box_iou", cpu, "mine")

@@ -217,6 +217,8 @@ class Registry:
         ):
             for item in items:
                 table[key(item)] = item
+        if reg.kernels:
+            _kernels_changed()
 
     def _forget(self, record: PluginRecord) -> None:
         names = record.registered
@@ -229,6 +231,7 @@ class Registry:
         for name in names.get("kernels", []):
             op, _, backend = name.partition("/")
             self.kernels.pop((op, backend), None)
+            _kernels_changed()
         self._objects.pop(record.name, None)
 
     def _owner(self, kind: str, name: str) -> str | None:
@@ -320,6 +323,19 @@ def import_cost(record: PluginRecord, timeout: float = 120) -> ImportCost | None
 
 
 _REGISTRY: Registry | None = None
+# Counts changes to the process's plugin kernels (and registry swaps): backends.resolve() caches its
+# choices under this number, so a backend a plugin registers later is seen.
+_generation = 0
+
+
+def generation() -> int:
+    """A number that changes whenever the kernels a registry holds or the process's registry change."""
+    return _generation
+
+
+def _kernels_changed() -> None:
+    global _generation
+    _generation += 1
 
 
 def get_registry() -> Registry:
@@ -334,3 +350,4 @@ def set_registry(registry: Registry | None) -> None:
     """Replaces the process's registry (None: reload on next use). For the CLI's -p and tests."""
     global _REGISTRY
     _REGISTRY = registry
+    _kernels_changed()
