@@ -79,7 +79,7 @@ def demo(
     ] = "kernels",
     device: Annotated[str, typer.Option(help="cpu or cuda (cgan: also auto).")] = "cpu",
     quick: Annotated[bool, typer.Option(help="kernels: smaller shapes and fewer repeats (a few seconds).")] = False,
-    steps: Annotated[int, typer.Option(help="cgan: training steps (about 3.3 minutes on 2 cores).")] = DEMO_STEPS,
+    steps: Annotated[int, typer.Option(help="cgan: training steps (about 3 minutes on 2 cores).")] = DEMO_STEPS,
     minutes: Annotated[float, typer.Option(help="cgan: stop after this many minutes whatever the steps.")] = 10.0,
     runs_dir: Annotated[Path | None, typer.Option(help="cgan: where the run goes (default: ./runs).")] = None,
     kernels: Annotated[bool, typer.Option(help="cgan: print the box ops' speed table first.")] = True,

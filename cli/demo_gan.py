@@ -20,7 +20,7 @@ REAL_DIGITS = ["data.name=opencv-digits"]
 FALLBACK_DIGITS = ["data.name=digits", "data.options={size: 28}", "train.clip_grad_norm=10"]
 # Everything else is the family's default (the paper's SGD schedule, seed 0); only the budget is the
 # demo's. It is counted in steps, so every machine trains the same run and shows the same figure
-# (3500 steps: about 3.3 minutes on a 2-core AMD EPYC); `minutes` caps it on a slow machine.
+# (3500 steps: about 3 minutes of training on a 2-core AMD EPYC); `minutes` caps it on a slow machine.
 STEPS = 3500
 BUDGET = ["train.epochs=1000", "train.tensorboard=false"]
 

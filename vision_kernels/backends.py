@@ -168,22 +168,28 @@ def resolve(op: str, device: torch.device, requested: str | None = None) -> str:
     return _resolve(op, device.type, get_backend() if requested is None else requested)
 
 
-# What _resolve_uncached found, per (op, device type, requested name) and the state it depends on:
-# the plugins' kernels (the registry's generation), the native extension's status and Triton's
-# interpreter switch. Asking the dispatcher whether a kernel exists costs microseconds per call,
-# as much as a small op's whole kernel; a dict lookup costs well under one.
-_cache: dict[tuple, str] = {}
+# What _resolve_uncached found, per (op, device type, requested name), valid while the state it
+# depends on stays the same: the plugins' kernels (the registry's generation), the native
+# extension's status and Triton's interpreter switch. Asking the dispatcher whether a kernel exists
+# costs microseconds per call, as much as a small op's whole kernel; a dict lookup well under one.
+_cache: dict[tuple[str, str, str], str] = {}
+_cache_state: tuple = ()
 
 
 def clear_cache() -> None:
-    """Forgets every resolved choice (the key already covers what changes it; for tests)."""
+    """Forgets every resolved choice (a change of the state above does it anyway; for tests)."""
     _cache.clear()
 
 
 # Under torch.compile the choice is made once, while tracing, and baked into the graph.
 @torch.compiler.assume_constant_result
 def _resolve(op: str, device_type: str, name: str) -> str:
-    key = (op, device_type, name, _registry.generation(), _extension.STATUS, triton_interpreting())
+    global _cache_state
+    state = (_registry.generation(), _extension.STATUS, triton_interpreting())
+    if state != _cache_state:
+        _cache.clear()
+        _cache_state = state
+    key = (op, device_type, name)
     found = _cache.get(key)
     if found is None:  # errors are not cached: an unavailable backend raises every time
         found = _cache[key] = _resolve_uncached(op, device_type, name)
